@@ -1,0 +1,3 @@
+from updmirror.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The `updmirror` command line.
+
+Each room adds its own sub-commands through a `register(subparsers)`
+function in its `commands` module; this file only wires them and turns
+errors into one clear line and an exit code (a traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from updmirror import __version__
+from updmirror.errors import UpdmirrorError
+
+#: Modules whose `register(subparsers)` adds sub-commands, in help order.
+COMMAND_MODULES = (
+    "updmirror.sync.commands",      # sync
+    "updmirror.serve.commands",     # serve, run, status, passwd
+    "updmirror.vendor.commands",    # vendor generate|publish|serve
+    "updmirror.demo",               # demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="updmirror",
+        description="Update mirror server for ESET-style antivirus update repositories.",
+    )
+    parser.add_argument("--version", action="version", version=f"updmirror {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # a room without commands yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def setup_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%S")
+    # Library chatter (aiohttp's access log is ours to write) stays quiet.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging(args.debug, args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except UpdmirrorError as exc:
+        if args.debug:
+            raise
+        print(f"updmirror: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("updmirror: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,341 @@
+"""The one configuration file (`mirror.toml`), validated in one place.
+
+Every error names the file and the key (`mirror.toml: [upstream] url: ...`).
+Passwords are kept out of `repr()` so that a logged config leaks nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from updmirror.errors import ConfigError
+from updmirror.eset.trees import CHANNELS, TREES
+
+DEFAULT_PORT = 2221
+VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
+PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                    "::1/128", "fc00::/7")
+DEFAULT_USER_AGENT = ("EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; "
+                      "TDB 0; CL 1.1.1; x64c; APP eea; BEO 1; ASP 0.0; FW 0.0; PX 0; PUA 0; RA 0) "
+                      "updmirror")
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    user_agent: str = DEFAULT_USER_AGENT
+    proxy: str | None = None
+    connect_timeout: float = 15.0
+    #: A connection that delivers nothing for this long is given up.
+    stall_timeout: float = 30.0
+    #: ... and one slower than this (bytes/s, averaged over stall_timeout).
+    min_speed: int = 1024
+    parallel: int = 8
+    retries: int = 4
+    allowed_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    root: Path
+    trees: tuple[str, ...] = ("ep11",)
+    channels: tuple[str, ...] = ("regular",)
+    platforms: tuple[str, ...] = ()
+    languages: tuple[int, ...] = ()
+    types: tuple[str, ...] = ()
+    interval: float = 3600.0
+    grace: float = 7200.0
+    #: Refuse to publish an index that would drop more than this share of files.
+    max_drop: float = 0.5
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    signing_keys: tuple[str, ...] = (VENDOR_FINGERPRINT,)
+    key_files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: tuple[str, ...] = (f"0.0.0.0:{DEFAULT_PORT}",)
+    auth: str = "none"
+    htpasswd: Path | None = None
+    allow: tuple[str, ...] = PRIVATE_NETWORKS
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    default_tree: str | None = None
+    workers: int = 0               # 0: one per core
+    max_connections: int = 20000
+    status_access: str = "allow"   # allow | admin
+    admin_users: tuple[str, ...] = ()
+    access_log: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    upstream: UpstreamConfig
+    mirror: MirrorConfig
+    verify: VerifyConfig
+    http: HttpConfig
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict[str, Any], path: Path) -> Config:
+    _only(raw, {"upstream", "mirror", "verify", "http"}, path, None)
+    base = path.parent
+    up = _Table(raw, "upstream", path, required=True)
+    mirror = _Table(raw, "mirror", path, required=True)
+    verify = _Table(raw, "verify", path)
+    http = _Table(raw, "http", path)
+
+    upstream_cfg = _upstream(up, base)
+    mirror_cfg = _mirror(mirror, base)
+    verify_cfg = VerifyConfig(
+        signing_keys=tuple(_fingerprint(verify, k) for k in verify.strs("signing_keys", [VENDOR_FINGERPRINT])),
+        key_files=tuple(_path(base, p) for p in verify.strs("key_files", [])),
+    )
+    http_cfg = _http(http, base, mirror_cfg)
+    for t in (up, mirror, verify, http):
+        t.finish()
+    return Config(path, upstream_cfg, mirror_cfg, verify_cfg, http_cfg)
+
+
+def _upstream(t: _Table, base: Path) -> UpstreamConfig:
+    url = t.str("url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        t.fail("url", f"{url!r} is not an http:// or https:// URL")
+    if parts.username or parts.password:
+        t.fail("url", "must not hold credentials; use username and password")
+    if not url.endswith("/"):
+        url += "/"
+    password = t.opt_str("password")
+    password_file = t.opt_str("password_file")
+    if password is not None and password_file is not None:
+        t.fail("password_file", "give either password or password_file, not both")
+    if password_file is not None:
+        pf = _path(base, password_file)
+        try:
+            password = pf.read_text("utf-8").strip()
+        except OSError as exc:
+            t.fail("password_file", f"cannot read {pf} ({exc.strerror})")
+    username = t.opt_str("username")
+    if username and not password:
+        t.fail("password", "a username is set but no password or password_file")
+    return UpstreamConfig(
+        url=url,
+        username=username,
+        password=password,
+        user_agent=t.str("user_agent", DEFAULT_USER_AGENT),
+        proxy=t.opt_str("proxy"),
+        connect_timeout=t.number("connect_timeout", 15.0, low=0.1),
+        stall_timeout=t.number("stall_timeout", 30.0, low=0.1),
+        min_speed=int(t.number("min_speed", 1024, low=0)),
+        parallel=int(t.number("parallel", 8, low=1, high=64)),
+        retries=int(t.number("retries", 4, low=0, high=20)),
+        allowed_hosts=tuple(h.lower() for h in t.strs("allowed_hosts", [])),
+    )
+
+
+def _mirror(t: _Table, base: Path) -> MirrorConfig:
+    trees = t.strs("trees", ["ep11"])
+    for name in trees:
+        if name not in TREES:
+            t.fail("trees", f"unknown tree {name!r}; known: {', '.join(sorted(TREES))}")
+    channels = t.strs("channels", ["regular"])
+    for name in channels:
+        if name not in CHANNELS:
+            t.fail("channels", f"unknown channel {name!r}; known: {', '.join(CHANNELS)}")
+    platforms = t.strs("platforms", [])
+    for p in platforms:
+        if p not in ("x86", "x64", "arm64"):
+            t.fail("platforms", f"unknown platform {p!r}; known: x86, x64, arm64")
+    languages = t.get("languages", [])
+    if not isinstance(languages, list) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                  for x in languages):
+        t.fail("languages", "must be a list of Windows LCIDs (numbers such as 1033)")
+    return MirrorConfig(
+        root=_path(base, t.str("root")),
+        trees=tuple(trees),
+        channels=tuple(channels),
+        platforms=tuple(platforms),
+        languages=tuple(languages),
+        types=tuple(x.lower() for x in t.strs("types", [])),
+        interval=t.duration("interval", 3600.0),
+        grace=t.duration("grace", 7200.0),
+        max_drop=t.number("max_drop", 0.5, low=0.0, high=1.0),
+    )
+
+
+def _http(t: _Table, base: Path, mirror: MirrorConfig) -> HttpConfig:
+    listen = t.strs("listen", [f"0.0.0.0:{DEFAULT_PORT}"])
+    for item in listen:
+        try:
+            parse_listen(item)
+        except ValueError as exc:
+            t.fail("listen", str(exc))
+    auth = t.str("auth", "none")
+    if auth not in ("none", "basic"):
+        t.fail("auth", f"{auth!r} is not one of: none, basic")
+    htpasswd = t.opt_str("htpasswd")
+    if auth == "basic" and not htpasswd:
+        t.fail("htpasswd", 'auth = "basic" needs an htpasswd file')
+    allow = t.strs("allow", list(PRIVATE_NETWORKS))
+    for net in allow:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            t.fail("allow", f"{net!r} is not an address or network (e.g. 10.0.0.0/8)")
+    cert, key = t.opt_str("tls_cert"), t.opt_str("tls_key")
+    if bool(cert) != bool(key):
+        t.fail("tls_cert" if key else "tls_key", "tls_cert and tls_key go together")
+    default_tree = t.opt_str("default_tree")
+    if default_tree is not None and default_tree not in mirror.trees:
+        t.fail("default_tree", f"{default_tree!r} is not among [mirror] trees")
+    status_access = t.str("status_access", "allow")
+    if status_access not in ("allow", "admin"):
+        t.fail("status_access", f"{status_access!r} is not one of: allow, admin")
+    access_log = t.opt_str("access_log")
+    return HttpConfig(
+        listen=tuple(listen),
+        auth=auth,
+        htpasswd=_path(base, htpasswd) if htpasswd else None,
+        allow=tuple(allow),
+        tls_cert=_path(base, cert) if cert else None,
+        tls_key=_path(base, key) if key else None,
+        default_tree=default_tree or (mirror.trees[0] if mirror.trees else None),
+        workers=int(t.number("workers", 0, low=0, high=64)),
+        max_connections=int(t.number("max_connections", 20000, low=1)),
+        status_access=status_access,
+        admin_users=tuple(t.strs("admin_users", [])),
+        access_log=_path(base, access_log) if access_log else None,
+    )
+
+
+def parse_listen(item: str) -> tuple[str, int]:
+    """`"0.0.0.0:2221"`, `"[::1]:2221"` or `":2221"` to (host, port)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", item)
+    if not m:
+        raise ValueError(f"{item!r} is not host:port (e.g. 0.0.0.0:2221 or [::1]:2221)")
+    host = m.group(1) or m.group(3) or "0.0.0.0"
+    port = int(m.group(2) or m.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{item!r}: port out of range")
+    return host, port
+
+
+def _fingerprint(t: _Table, value: str) -> str:
+    fp = value.replace(" ", "").upper()
+    if not re.fullmatch(r"[0-9A-F]{40}", fp):
+        t.fail("signing_keys", f"{value!r} is not a 40-hex-digit OpenPGP fingerprint")
+    return fp
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _only(raw: dict, allowed: set[str], path: Path, table: str | None) -> None:
+    for key in raw:
+        if key not in allowed:
+            where = f"[{table}] " if table else ""
+            raise ConfigError(f"{path}: {where}unknown key {key!r}; known: {', '.join(sorted(allowed))}")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
+
+
+class _Table:
+    """One `[table]` of the file: typed reads that name the key on error,
+    and a check at the end that no key was left unread (a typo)."""
+
+    def __init__(self, raw: dict, name: str, path: Path, required: bool = False):
+        self.name, self.path = name, path
+        value = raw.get(name)
+        if value is None:
+            if required:
+                raise ConfigError(f"{path}: missing table [{name}]")
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {name} must be a table ([{name}])")
+        self.raw = value
+        self.read: set[str] = set()
+
+    def fail(self, key: str, message: str) -> None:
+        raise ConfigError(f"{self.path}: [{self.name}] {key}: {message}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return self.raw.get(key, default)
+
+    def str(self, key: str, default: str | None = None) -> str:
+        value = self.get(key, default)
+        if value is None:
+            self.fail(key, "missing value")
+        if not isinstance(value, str) or not value:
+            self.fail(key, f"must be a non-empty string, not {type(value).__name__}")
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        value = self.get(key)
+        if value is not None and not isinstance(value, str):
+            self.fail(key, f"must be a string, not {type(value).__name__}")
+        return value or None
+
+    def strs(self, key: str, default: list[str]) -> list[str]:
+        value = self.get(key, default)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            self.fail(key, "must be a list of strings")
+        return value
+
+    def number(self, key: str, default: float, low: float | None = None,
+               high: float | None = None) -> float:
+        value = self.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, f"must be a number, not {type(value).__name__}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            self.fail(key, f"{value} is outside {low}..{high}")
+        return value
+
+    def duration(self, key: str, default: float) -> float:
+        value = self.get(key, default)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+            seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"]
+        else:
+            self.fail(key, f"{value!r} is not a duration (seconds, or e.g. '90s', '30m', '1h')")
+        if seconds < 0:
+            self.fail(key, "must not be negative")
+        return seconds
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.read)
+        if unknown:
+            self.fail(unknown[0], "unknown key (a typo?)")

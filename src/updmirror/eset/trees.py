@@ -1,0 +1,139 @@
+"""The vendor's trees and channels, and which tree a client's User-Agent wants.
+
+All of it is data: a new product generation is one more row in `TREES` (and
+maybe in `ALIASES`), not new code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CHANNELS = ("regular", "pre-release", "deferred")
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One product generation's index (or indexes) on the vendor host.
+
+    `folder` is the folder under `eset_upd/` ("" for the oldest tree),
+    `indexes` the sub-paths of the index files within it.
+    """
+
+    name: str
+    family: str          # "home", "endpoint" or "other"
+    folder: str
+    indexes: tuple[str, ...]
+
+    def index_paths(self, channel: str = "regular") -> tuple[str, ...]:
+        """Host-relative index paths (no leading slash) for `channel`."""
+        base = f"eset_upd/{self.folder}/" if self.folder else "eset_upd/"
+        if channel == "regular":
+            return tuple(base + i for i in self.indexes)
+        if channel == "pre-release":
+            return tuple(base + "pre/" + i for i in self.indexes)
+        if channel == "deferred":
+            return tuple("deferred/" + base + i for i in self.indexes)
+        raise ValueError(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
+
+    @property
+    def has_dll(self) -> bool:
+        return any(i.startswith("dll/") for i in self.indexes)
+
+
+_BOTH = ("update.ver", "dll/update.ver")
+_DLL = ("dll/update.ver",)
+_PLAIN = ("update.ver",)
+
+
+def _rows() -> list[Tree]:
+    rows = [
+        Tree("v3", "home", "", _PLAIN),
+        Tree("v5", "home", "v5", _PLAIN),
+        Tree("v9", "home", "v9", _PLAIN),
+        Tree("v10", "home", "v10", _BOTH),
+        Tree("v11", "home", "v11", _BOTH),
+        Tree("ep6", "endpoint", "ep6.6", _BOTH),
+        Tree("ep8", "endpoint", "ep8", _BOTH),
+        Tree("ep9", "endpoint", "ep9", _BOTH),
+        Tree("pcu", "other", "pcu", _PLAIN),
+    ]
+    rows += [Tree(f"v{n}", "home", f"v{n}", _DLL) for n in range(12, 17)]
+    rows += [Tree(f"ep{n}", "endpoint", f"ep{n}", _DLL) for n in range(10, 14)]
+    return rows
+
+
+TREES: dict[str, Tree] = {t.name: t for t in _rows()}
+
+#: Generations the vendor does not publish a tree of, and the tree they use.
+ALIASES: dict[str, str] = {
+    "ep7": "ep8",
+    **{f"v{n}": "v16" for n in range(17, 20)},
+    "v4": "v3",
+    "v6": "v5", "v7": "v5", "v8": "v5",
+}
+
+_ENDPOINT_RE = re.compile(r"\b(?:EEA|EES|EFSW|EMSX|ESFW)\s+Update\b.*?\bBPC\s+(\d{1,3})\.", re.I)
+_HOME_RE = re.compile(r"\bUpdate\b.*?\bBPC\s+(\d{1,3})\.", re.I)
+
+
+def tree_from_user_agent(user_agent: str | None) -> str | None:
+    """The generation a client's User-Agent names (`ep11`, `v16`), or None."""
+    if not user_agent:
+        return None
+    m = _ENDPOINT_RE.search(user_agent)
+    if m:
+        return f"ep{int(m.group(1))}"
+    m = _HOME_RE.search(user_agent)
+    if m:
+        return f"v{int(m.group(1))}"
+    return None
+
+
+def route(user_agent: str | None, published: list[str] | tuple[str, ...],
+          default: str | None = None) -> str | None:
+    """The published tree a client should get.
+
+    The named generation if published, else its alias, else the nearest
+    published generation of the same family below it (a newer client reads
+    an older index it understands), else above it; `default` when the agent
+    is unknown or nothing of its family is published.
+    """
+    wanted = tree_from_user_agent(user_agent)
+    if wanted is None:
+        return default
+    if wanted in published:
+        return wanted
+    alias = ALIASES.get(wanted)
+    if alias in published:
+        return alias
+    family, major = _split(wanted)
+    candidates = [(m, name) for name in published
+                  for f, m in [_split(name)] if f == family and m is not None]
+    if not candidates or major is None:
+        return default
+    below = [c for c in candidates if c[0] <= major]
+    if below:
+        return max(below)[1]
+    return min(candidates)[1]
+
+
+def _split(name: str) -> tuple[str, int | None]:
+    m = re.fullmatch(r"(ep|v)(\d+)", name)
+    if not m:
+        return ("other", None)
+    return ("endpoint" if m.group(1) == "ep" else "home", int(m.group(2)))
+
+
+def index_for_request(tree: Tree, request_path: str, channel: str = "regular") -> str | None:
+    """The tree's index path for a client's `/update.ver` or `/dll/update.ver`.
+
+    Older clients ask for `/update.ver`; a tree that only has a `dll/` index
+    answers that too, since its clients would ask for `dll/`.
+    """
+    paths = tree.index_paths(channel)
+    want_dll = request_path.lstrip("/").startswith("dll/")
+    for p in paths:
+        if p.endswith("/dll/update.ver") == want_dll:
+            return p
+    return paths[0] if paths else None

@@ -1,0 +1,249 @@
+"""The mirror's store on disk: verified files, immutable snapshots, one pointer.
+
+Layout under the store root::
+
+    pool/<repository path>        verified module files; immutable once placed
+    partial/<key>.part            downloads in progress, resumed by range requests
+    snapshots/<id>/tree/...       what clients see: hard links into pool/ and the
+                                  rewritten indexes, at the vendor's paths
+    snapshots/<id>/manifest.json  what the snapshot holds (indexes, files, sizes)
+    current -> snapshots/<id>     swapped atomically by rename(2)
+    state/                        run records and upstream validators
+    lock                          held (flock) by the one running sync
+
+A pool file only ever appears by rename after verification, so "present in
+the pool with the right size" means "verified". Snapshots share pool files
+through hard links: an unchanged file costs no copy, and a pool file whose
+link count falls to 1 belongs to no snapshot and may be collected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from updmirror.errors import UnsafePathError
+from updmirror.eset.modules import normalise_path
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Snapshot:
+    """One published, immutable state of the served tree."""
+
+    id: str
+    dir: Path
+    manifest: dict = field(repr=False)
+
+    @property
+    def tree(self) -> Path:
+        return self.dir / "tree"
+
+    @property
+    def created(self) -> float:
+        return float(self.manifest.get("created", 0))
+
+    @property
+    def retired(self) -> float | None:
+        """When a newer snapshot replaced this one (None while current)."""
+        value = self.manifest.get("retired")
+        return None if value is None else float(value)
+
+    def file(self, path: str) -> Path | None:
+        """The file at repository `path` in this snapshot, if it holds one."""
+        try:
+            rel = normalise_path(path, "request")[1:]
+        except UnsafePathError:
+            return None
+        target = self.tree / rel
+        return target if target.is_file() else None
+
+
+def load_snapshot(directory: Path) -> Snapshot | None:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Snapshot(directory.name, directory, manifest)
+
+
+class Store:
+    """The store at `root`. Readers (the server) use only the read methods."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.pool = self.root / "pool"
+        self.partial = self.root / "partial"
+        self.snapshots_dir = self.root / "snapshots"
+        self.state = self.root / "state"
+        self.current_link = self.root / "current"
+
+    # -- reading ------------------------------------------------------------
+    def current(self) -> Snapshot | None:
+        try:
+            target = os.readlink(self.current_link)
+        except OSError:
+            return None
+        return load_snapshot((self.root / target).resolve())
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every complete snapshot, newest first."""
+        found = []
+        try:
+            entries = list(self.snapshots_dir.iterdir())
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            snap = load_snapshot(entry)
+            if snap is not None:
+                found.append(snap)
+        found.sort(key=lambda s: s.id, reverse=True)
+        return found
+
+    def served(self, grace_seconds: float, now: float | None = None) -> list[Snapshot]:
+        """The current snapshot, then those retired less than the grace ago."""
+        now = time.time() if now is None else now
+        current = self.current()
+        result = [current] if current else []
+        for snap in self.snapshots():
+            if current and snap.id == current.id:
+                continue
+            if snap.retired is not None and now - snap.retired < grace_seconds:
+                result.append(snap)
+        return result
+
+    def pool_file(self, path: str) -> Path:
+        """Where the verified file for repository `path` lives (confined)."""
+        rel = normalise_path(path, "store")[1:]
+        return self.pool / rel
+
+    def partial_file(self, key: str) -> Path:
+        return self.partial / f"{key}.part"
+
+    # -- writing (the sync, under the lock) -----------------------------------
+    def ensure(self) -> None:
+        for d in (self.pool, self.partial, self.snapshots_dir, self.state):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def new_snapshot(self) -> SnapshotBuilder:
+        self.ensure()
+        return SnapshotBuilder(self)
+
+    def retire_and_clean(self, grace_seconds: float, now: float | None = None) -> list[str]:
+        """Mark superseded snapshots retired, delete those past the grace,
+        then drop pool files no snapshot links to. Returns removed ids."""
+        now = time.time() if now is None else now
+        current = self.current()
+        removed = []
+        for snap in self.snapshots():
+            if current and snap.id == current.id:
+                continue
+            if snap.retired is None:
+                snap.manifest["retired"] = now
+                _write_json(snap.dir / MANIFEST, snap.manifest)
+            elif now - snap.retired >= grace_seconds:
+                shutil.rmtree(snap.dir, ignore_errors=True)
+                removed.append(snap.id)
+        for d in self.snapshots_dir.glob(".building-*"):
+            shutil.rmtree(d, ignore_errors=True)
+        self.collect_pool()
+        return removed
+
+    def collect_pool(self) -> int:
+        """Remove pool files that no snapshot links to any more."""
+        count = 0
+        for path in _walk_files(self.pool):
+            try:
+                if path.stat().st_nlink <= 1:
+                    path.unlink()
+                    count += 1
+            except FileNotFoundError:
+                pass
+        return count
+
+
+class SnapshotBuilder:
+    """Builds a snapshot in a hidden folder, then publishes it in one step."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.id = _new_id(store)
+        self.dir = store.snapshots_dir / f".building-{self.id}"
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        (self.dir / "tree").mkdir(parents=True)
+
+    def _target(self, path: str) -> Path:
+        target = self.dir / "tree" / normalise_path(path, "snapshot")[1:]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def link(self, path: str, pool_file: Path) -> None:
+        """Add a pool file at `path` without copying it."""
+        os.link(pool_file, self._target(path))
+
+    def write(self, path: str, data: bytes) -> None:
+        target = self._target(path)
+        with open(target, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def publish(self, manifest: dict) -> Snapshot:
+        """Make this snapshot current, atomically."""
+        manifest = dict(manifest, id=self.id, created=manifest.get("created", time.time()))
+        _write_json(self.dir / MANIFEST, manifest)
+        final = self.store.snapshots_dir / self.id
+        os.rename(self.dir, final)
+        _fsync_dir(self.store.snapshots_dir)
+        tmp = self.store.root / f".current-{self.id}"
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(f"snapshots/{self.id}", tmp)
+        os.replace(tmp, self.store.current_link)
+        _fsync_dir(self.store.root)
+        return Snapshot(self.id, final, manifest)
+
+    def abandon(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _new_id(store: Store) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    n = 0
+    while True:
+        candidate = f"{stamp}-{n:03d}"
+        if not (store.snapshots_dir / candidate).exists():
+            return candidate
+        n += 1
+
+
+def _write_json(path: Path, value: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            yield Path(dirpath) / name

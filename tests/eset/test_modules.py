@@ -1,0 +1,88 @@
+import pytest
+
+from updmirror.errors import FormatError, UnsafePathError
+from updmirror.eset.modules import Selection, database_version, modules, select
+from updmirror.eset.updatever import UpdateVer
+
+INDEX_URL = "http://update.eset.com/eset_upd/ep11/dll/update.ver"
+
+
+def index(*sections: str) -> UpdateVer:
+    return UpdateVer.parse("".join(sections).encode())
+
+
+def section(name, file, **keys):
+    body = "".join(f"{k}={v}\r\n" for k, v in keys.items())
+    return f"[{name}]\r\n{body}file={file}\r\nsize=10\r\n"
+
+
+def test_the_three_file_forms_resolve_against_the_index_url():
+    doc = index(
+        section("A0", "/endpointwindowslatest-rel-sta/mod_001_a_1/em001_64_l0.dll.nup"),
+        section("B0", "em002_64_l0.dll.nup"),
+        section("C0", "http://update.eset.com/x/em003.nup"),
+    )
+    a, b, c = modules(doc, INDEX_URL)
+    assert a.path == "/endpointwindowslatest-rel-sta/mod_001_a_1/em001_64_l0.dll.nup"
+    assert a.url == "http://update.eset.com/endpointwindowslatest-rel-sta/mod_001_a_1/em001_64_l0.dll.nup"
+    assert b.path == "/eset_upd/ep11/dll/em002_64_l0.dll.nup"
+    assert c.url == "http://update.eset.com/x/em003.nup" and c.path == "/x/em003.nup"
+
+
+def test_non_module_sections_are_not_modules():
+    doc = index("[HOSTS]\r\nOther=1@http://x/\r\n", "[PCUVER]\r\nfile=x\r\n", "[Expire]\r\ndate=1\r\n",
+                section("A0", "/a/b.nup"))
+    assert [m.section for m in modules(doc, INDEX_URL)] == ["A0"]
+
+
+def test_module_fields_are_read():
+    doc = index(section("LOADER640", "/p/m/e.nup", versionid="7863", build="15243", type="loader64",
+                        level="1", base="15000", platform="x64", language="1049"),
+                section("CONTINUOUS_PERSEUS2", "/p/c/e.nup", type="perseus", build="7"))
+    m, c = modules(doc, INDEX_URL)
+    assert (m.type, m.level, m.base, m.platform, m.language, m.size) == ("loader64", 1, 15000, "x64", 1049, 10)
+    assert c.continuous and c.level is None
+    assert database_version([m, c]) == 7863
+
+
+@pytest.mark.parametrize("file", [
+    "/a/../../etc/passwd", "../x.nup", "a/./b.nup", "/a/%2e%2e/b.nup", "/a/%252e%252e/b",
+    "/a//b.nup", "\\\\evil\\share\\x", "/a/b\x00.nup", "http://evil.example/a.nup",
+    "//evil.example/a.nup", "file:///etc/passwd", "/" + "a" * 600, "/a/b c.nup", "/a/%ff.nup",
+])
+def test_files_that_would_leave_the_repository_are_refused(file):
+    doc = index(f"[EVIL0]\r\nfile={file}\r\n") if "\x00" not in file else None
+    if doc is None:
+        from updmirror.eset.modules import resolve_file
+        with pytest.raises(UnsafePathError):
+            resolve_file(file, INDEX_URL, set(), "x [EVIL0]")
+        return
+    with pytest.raises(UnsafePathError, match=r"\[EVIL0\]"):
+        modules(doc, INDEX_URL)
+
+
+def test_another_host_is_accepted_when_allowed():
+    doc = index(section("A0", "http://um02.eset.com/a/b.nup"))
+    (m,) = modules(doc, INDEX_URL, allowed_hosts=["um02.eset.com"])
+    assert m.url == "http://um02.eset.com/a/b.nup" and m.path == "/a/b.nup"
+
+
+def test_a_bad_number_is_a_format_error_naming_the_section():
+    doc = index(section("A0", "/a/b.nup", size="12x"))
+    with pytest.raises(FormatError, match=r"\[A0\].*size"):
+        modules(doc, INDEX_URL)
+
+
+def test_filters_by_platform_language_and_type():
+    doc = index(
+        section("A0", "/a/1.nup", type="perseus", platform="x86"),
+        section("A640", "/a/2.nup", type="perseus64", platform="x64"),
+        section("L0", "/a/3.nup", type="lang", platform="x64", language="1049"),
+        section("L1", "/a/4.nup", type="lang", platform="x64", language="1033"),
+        section("G0", "/a/5.nup", type="generic"),
+    )
+    mods = modules(doc, INDEX_URL)
+    got = select(mods, Selection(platforms=("x64",), languages=(1033,)))
+    assert [m.section for m in got] == ["A640", "L1", "G0"]
+    assert [m.section for m in select(mods, Selection(types=("lang",)))] == ["L0", "L1"]
+    assert len(select(mods, Selection())) == 5
