@@ -1,1 +1,1 @@
-"""sync room."""
+"""The sync room: plan (upstream index against the store), fetch, verify, publish."""

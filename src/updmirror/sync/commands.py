@@ -1,0 +1,41 @@
+"""`updmirror sync`: one run, exit 0 only when the mirror is complete and current."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from updmirror import config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sync", help="replicate the upstream repository once",
+                       description="Fetch the configured indexes and files, verify them, and publish "
+                                   "a new snapshot atomically. Exit 0 when the mirror is complete and "
+                                   "current, 1 when the sync failed (the served snapshot is unchanged), "
+                                   "2 on a configuration error.")
+    p.add_argument("-c", "--config", required=True, help="mirror.toml")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.add_argument("--force", action="store_true",
+                   help="publish even if an index drops more files than [mirror] max_drop allows, "
+                        "and ask upstream unconditionally")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from updmirror.sync.engine import run_sync
+
+    cfg = config.load(args.config)
+    report = asyncio.run(run_sync(cfg, force=args.force, progress=not args.json))
+    if args.json:
+        data = report.to_dict()
+        json.dump(data, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    elif report.ok:
+        print(f"updmirror: {report.message}")
+    if not report.ok:
+        print(f"updmirror: sync failed: {report.message}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,114 @@
+"""Decisions of a sync, as pure functions: what to fetch, what to keep,
+whether an index may be published, and the index clients will see.
+
+No I/O here except `stat` of pool files, so tests can call these directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from updmirror.errors import FormatError
+from updmirror.eset.modules import UPSTREAM_ONLY_SECTIONS, Module, is_module_section
+from updmirror.eset.updatever import UpdateVer
+
+
+@dataclass
+class IndexPlan:
+    """One configured index: where it comes from and what it lists."""
+
+    tree: str
+    channel: str
+    path: str                         # host-relative, no leading slash
+    url: str                          # full upstream URL (no credentials)
+    changed: bool = True
+    index: UpdateVer | None = None    # parsed upstream index when changed
+    modules: list[Module] = field(default_factory=list)   # selected modules
+    validators: dict[str, str] = field(default_factory=dict)
+    upstream_date: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.tree}/{self.channel}/{self.path}"
+
+
+@dataclass
+class FilePlan:
+    """The module files of all changed indexes, split by what must happen."""
+
+    fetch: list[Module] = field(default_factory=list)
+    reuse: list[Module] = field(default_factory=list)
+
+    @property
+    def fetch_bytes(self) -> int:
+        return sum(m.size or 0 for m in self.fetch)
+
+
+def plan_files(indexes: Iterable[IndexPlan], pool_file) -> FilePlan:
+    """Which files are already verified in the pool, which must be fetched.
+
+    `pool_file(path) -> Path` locates a verified file. A pool file is only
+    ever placed after verification, so the right size means verified.
+    The same path listed by several indexes (channels share files) is one file.
+    """
+    plan = FilePlan()
+    seen: dict[str, Module] = {}
+    for index in indexes:
+        for module in index.modules:
+            earlier = seen.get(module.path)
+            if earlier is not None:
+                if earlier.size != module.size:
+                    raise FormatError(
+                        f"{index.url} [{module.section}]: {module.path} is listed with size "
+                        f"{module.size}, but [{earlier.section}] lists it with size {earlier.size}")
+                continue
+            seen[module.path] = module
+            if _verified_in_pool(pool_file(module.path), module.size):
+                plan.reuse.append(module)
+            else:
+                plan.fetch.append(module)
+    return plan
+
+
+def _verified_in_pool(path: Path, size: int | None) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return size is None or st.st_size == size
+
+
+def drop_share(previous: Iterable[str], new: Iterable[str]) -> float:
+    """The share of `previous` files that `new` no longer lists."""
+    before = set(previous)
+    if not before:
+        return 0.0
+    return len(before - set(new)) / len(before)
+
+
+def rewrite_index(index: UpdateVer, selected: Iterable[Module]) -> bytes:
+    """The index as the mirror serves it.
+
+    `[HOSTS]`, `[SERVERS]` and `[LINKS]` go (clients would go around the
+    mirror), so do module sections the administrator filtered out (clients
+    must not ask for files the mirror lacks). `file=` becomes host-relative,
+    which keeps paths from piling up when mirrors replicate each other;
+    everything else keeps its bytes.
+    """
+    keep = {m.section.upper(): m for m in selected}
+    out = UpdateVer(preamble=list(index.preamble), sections=[])
+    for section in index.sections:
+        name = section.name.upper()
+        if name in UPSTREAM_ONLY_SECTIONS:
+            continue
+        if is_module_section(section):
+            module = keep.get(name)
+            if module is None:
+                continue
+            if section.get("file") != module.path:
+                section.set("file", module.path)
+        out.sections.append(section)
+    out.remove_sections(frozenset())   # ends the last line with CRLF when it had none
+    return out.to_bytes()
