@@ -1,0 +1,479 @@
+"""Inspect, verify and write `.nup` update files.
+
+A `.nup` is an OpenPGP one-pass signed message (see the format notes,
+section 3): an optional tag-15 packet holding the vendor's public key,
+one-pass signature packets, one literal data packet, the signatures. The
+literal data is an `[update_info]` CRLF text block, `[update_data]`, the
+bytes 0x1A 0x00 and an inner blob whose size and CRC-32 the text declares.
+
+Verification is one streaming pass: the literal data goes through the
+signature hashes and the payload parser chunk by chunk, so a file of any
+size is checked in constant memory. A file is good when a signature by a
+*pinned* key (by fingerprint) verifies; other signatures, such as the
+vendor's DSA one by a key nobody has, are reported but do not matter.
+
+Packet handling is in :mod:`.openpgp` (no OpenPGP library: see there why).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import re
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
+from updmirror.errors import FormatError, SignatureError
+
+from . import openpgp
+from .openpgp import PublicKey
+
+CHUNK = 256 * 1024
+#: The `[update_info]` text of real files is a few hundred bytes.
+MAX_UPDATE_INFO = 64 * 1024
+_DATA_MARK = b"\r\n[update_data]\r\n"
+_BLOB_MARK = b"\x1a\x00"
+_COMPUTED_KEYS = ("filesize", "crc", "filename")
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    key_id: str  # 16 upper-case hex digits, "" if the signature names none
+    fingerprint: str | None  # of the key used, or from the signature, if known
+    version: int  # 3 or 4
+    algorithm: str  # "RSA", "DSA"
+    hash: str  # "SHA512", "SHA1", ...
+    verified: bool
+    reason: str  # "good", or why not
+
+
+@dataclass(frozen=True)
+class NupInfo:
+    literal_name: str  # not covered by any signature (OpenPGP signs only the data)
+    update_info: dict[str, str]
+    filesize: int
+    crc: int
+    embedded_key_fingerprint: str | None
+    signatures: tuple[SignatureCheck, ...]
+    signed_by: str | None
+
+
+def normalise_fingerprint(fpr: str) -> str:
+    return fpr.replace(" ", "").upper()
+
+
+def inspect(path_or_fileobj: str | os.PathLike | BinaryIO, source: str) -> NupInfo:
+    """Parse a `.nup` and check its structure, inner size and CRC.
+
+    Signatures are parsed but not verified (each says "not checked").
+    """
+    return _open_and_walk(path_or_fileobj, source, (), check_signatures=False)
+
+
+def verify(
+    path: str | os.PathLike | BinaryIO,
+    source: str,
+    pinned: Iterable[str],
+    extra_keys: Iterable[PublicKey] = (),
+) -> NupInfo:
+    """Like :func:`inspect`, and require a good signature by a pinned key.
+
+    Candidate keys are the one embedded in the file and `extra_keys`; a key
+    only counts if its fingerprint is in `pinned`, so an embedded key proves
+    nothing by being there.
+    """
+    pins = {normalise_fingerprint(p) for p in pinned}
+    info = _open_and_walk(path, source, extra_keys, check_signatures=True)
+    for check in info.signatures:
+        if check.verified and check.fingerprint in pins:
+            return replace(info, signed_by=check.fingerprint)
+    found = "; ".join(f"{c.key_id or '?'} ({c.algorithm}/{c.hash}): {c.reason}" for c in info.signatures)
+    raise SignatureError(
+        f"{source}: no signature by a pinned key verifies. Signatures: {found}. "
+        f"Pinned: {', '.join(sorted(pins)) or 'none'}. "
+        "Check the pinned fingerprint and key file in the configuration."
+    )
+
+
+def _open_and_walk(
+    path_or_fileobj, source: str, extra_keys: Iterable[PublicKey], check_signatures: bool
+) -> NupInfo:
+    if hasattr(path_or_fileobj, "read"):
+        return _walk(path_or_fileobj, source, list(extra_keys), check_signatures)
+    with open(path_or_fileobj, "rb") as f:
+        return _walk(f, source, list(extra_keys), check_signatures)
+
+
+def _walk(f: BinaryIO, source: str, keys: list[PublicKey], check_signatures: bool) -> NupInfo:
+    src = openpgp.Source(f)
+    try:
+        return _walk_packets(src, source, keys, check_signatures)
+    except openpgp.Truncated as e:
+        raise SignatureError(f"{source}: the file is truncated: {e}") from None
+    except openpgp.PGPError as e:
+        raise FormatError(f"{source}: not a valid .nup file: {e}") from None
+
+
+def _walk_packets(src: openpgp.Source, source: str, keys: list[PublicKey], check: bool) -> NupInfo:
+    def next_packet(what: str) -> openpgp.Packet:
+        p = openpgp.read_packet(src)
+        if p is None:
+            raise SignatureError(f"{source}: the file is truncated: it ends before {what}")
+        return p
+
+    pkt = next_packet("any packet")
+    embedded = None
+    if pkt.tag == openpgp.TAG_ESET_KEY:
+        body = pkt.body.read_all()
+        if body[:1] != b"\x01":
+            raise FormatError(f"{source}: key packet (tag 15) of unknown version {body[:1].hex() or 'none'}")
+        found = openpgp.parse_key_block(body[1:])
+        if not found:
+            raise FormatError(f"{source}: key packet (tag 15) holds no usable public key")
+        embedded = found[0].fingerprint
+        keys = found + keys
+        pkt = next_packet("the one-pass signature packets")
+
+    one_pass = []
+    while pkt.tag == openpgp.TAG_ONE_PASS:
+        one_pass.append(openpgp.parse_one_pass(pkt.body.read_all()))
+        pkt = next_packet("the literal data")
+    if pkt.tag == openpgp.TAG_COMPRESSED:
+        raise FormatError(f"{source}: compressed OpenPGP data; .nup files are never compressed")
+    if pkt.tag != openpgp.TAG_LITERAL or not one_pass:
+        raise FormatError(
+            f"{source}: expected one-pass signature packets then literal data, "
+            f"found packet tag {pkt.tag} at byte {pkt.offset}"
+        )
+
+    fmt_and_len = pkt.body.read_exact(2)
+    literal_name = pkt.body.read_exact(fmt_and_len[1]).decode("utf-8", "replace")
+    pkt.body.read_exact(4)  # date: informational only
+    # Hashes are chosen from the one-pass packets: that is their purpose,
+    # and what lets us verify without reading the data twice.
+    hashes = {}
+    if check:
+        hashes = {
+            op.hash_algo: openpgp.new_hash(op.hash_algo) for op in one_pass if op.hash_algo in openpgp.HASHES
+        }
+    payload = _Payload(source)
+    for chunk in pkt.body.chunks(CHUNK):
+        for h in hashes.values():
+            h.update(chunk)
+        payload.feed(chunk)
+    payload.finish()
+
+    checks = []
+    for i in range(len(one_pass)):
+        pkt = next_packet(f"signature {i + 1} of {len(one_pass)}")
+        if pkt.tag != openpgp.TAG_SIGNATURE:
+            raise FormatError(
+                f"{source}: expected a signature packet at byte {pkt.offset}, found tag {pkt.tag}"
+            )
+        checks.append(_check(pkt.body.read_all(), keys, hashes, check))
+    if not src.at_eof():
+        raise SignatureError(f"{source}: unexpected data after the last signature, at byte {src.offset}")
+
+    return NupInfo(
+        literal_name=literal_name,
+        update_info=payload.info,
+        filesize=payload.filesize,
+        crc=payload.crc,
+        embedded_key_fingerprint=embedded,
+        signatures=tuple(checks),
+        signed_by=None,
+    )
+
+
+def _check(body: bytes, keys: list[PublicKey], hashes: dict, check: bool) -> SignatureCheck:
+    try:
+        sig = openpgp.parse_signature(body)
+    except openpgp.Unsupported as e:
+        # Not fatal: another signature may still be by the pinned key.
+        return SignatureCheck("", None, body[0] if body else 0, "?", "?", False, str(e))
+    candidates = [
+        k
+        for k in keys
+        if (k.fingerprint == sig.issuer_fingerprint if sig.issuer_fingerprint else k.key_id == sig.key_id)
+    ]
+    result = SignatureCheck(
+        key_id=sig.key_id or "",
+        fingerprint=sig.issuer_fingerprint or (candidates[0].fingerprint if candidates else None),
+        version=sig.version,
+        algorithm=openpgp.algo_name(sig.pubkey_algo),
+        hash=openpgp.hash_name(sig.hash_algo),
+        verified=False,
+        reason="not checked",
+    )
+    if not check:
+        return result
+    if sig.sig_type != openpgp.SIG_BINARY:
+        return replace(result, reason=f"signature type 0x{sig.sig_type:02x}, not a binary document signature")
+    if sig.hash_algo not in hashes:
+        return replace(result, reason=f"{result.hash} was not announced by a one-pass packet")
+    if not candidates:
+        return replace(result, reason="public key not available")
+    reason = ""
+    # Several candidates only if short key IDs collide; any good one will do.
+    for key in candidates:
+        reason = openpgp.check_signature(sig, key, hashes[sig.hash_algo])
+        if reason is None:
+            return replace(result, fingerprint=key.fingerprint, verified=True, reason="good")
+    return replace(result, reason=reason)
+
+
+def parse_crc(text: str) -> tuple[int, ...]:
+    """The values a `crc=` field may mean, most likely first.
+
+    Decimal, 0x-prefixed hex and bare 8-digit hex all occur in the wild; an
+    8-digit string of decimal digits is ambiguous, so both readings count.
+    """
+    t = text.strip(" \t")
+    values: list[int] = []
+    if re.fullmatch(r"0[xX][0-9a-fA-F]{1,8}", t):
+        values.append(int(t, 16))
+    else:
+        if re.fullmatch(r"[0-9]{1,10}", t):
+            values.append(int(t))
+        if re.fullmatch(r"[0-9a-fA-F]{8}", t):
+            values.append(int(t, 16))
+    values = [v for v in values if v <= 0xFFFFFFFF]
+    if not values:
+        raise ValueError(f"crc={text!r} is neither decimal nor hexadecimal")
+    return tuple(values)
+
+
+class _Payload:
+    """Parses the literal data as it streams past: text, marker, inner blob."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._head: bytearray | None = bytearray()
+        self.info: dict[str, str] = {}
+        self.filesize = 0
+        self._crcs: tuple[int, ...] = ()
+        self.crc = 0
+        self._blob_len = 0
+        self._blob_crc = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self._head is None:
+            self._blob(chunk)
+            return
+        self._head += chunk
+        i = self._head.find(_DATA_MARK)
+        end = i + len(_DATA_MARK) + len(_BLOB_MARK)
+        if i < 0 or len(self._head) < end:
+            if len(self._head) > MAX_UPDATE_INFO:
+                raise FormatError(
+                    f"{self.source}: no [update_data] line in the first {MAX_UPDATE_INFO} bytes"
+                )
+            return
+        head, self._head = self._head, None
+        self._parse_info(bytes(head[:i]))
+        if head[end - 2 : end] != _BLOB_MARK:
+            raise FormatError(f"{self.source}: [update_data] is not followed by the bytes 1A 00")
+        self._blob(head[end:])
+
+    def _blob(self, chunk: bytes) -> None:
+        self._blob_len += len(chunk)
+        self._blob_crc = zlib.crc32(chunk, self._blob_crc)
+
+    def _parse_info(self, raw: bytes) -> None:
+        try:
+            lines = raw.decode("utf-8").split("\r\n")
+        except UnicodeDecodeError:
+            raise FormatError(f"{self.source}: [update_info] block is not UTF-8 text") from None
+        if lines[0] != "[update_info]":
+            raise FormatError(f"{self.source}: literal data does not start with [update_info]")
+        for line in lines[1:]:
+            if not line:
+                continue
+            key, eq, value = line.partition("=")
+            if not eq or not key:
+                raise FormatError(f"{self.source}: [update_info] line is not key=value: {line[:80]!r}")
+            if key in self.info:
+                raise FormatError(f"{self.source}: [update_info] has {key}= twice")
+            self.info[key] = value
+        for key in ("filesize", "crc"):
+            if key not in self.info:
+                raise FormatError(f"{self.source}: [update_info] has no {key}= line")
+        filesize = self.info["filesize"].strip(" \t")
+        if not re.fullmatch(r"[0-9]{1,15}", filesize):
+            raise FormatError(f"{self.source}: filesize={self.info['filesize']!r} is not a number")
+        self.filesize = int(filesize)
+        try:
+            self._crcs = parse_crc(self.info["crc"])
+        except ValueError as e:
+            raise FormatError(f"{self.source}: {e}") from None
+        self.crc = self._crcs[0]
+
+    def finish(self) -> None:
+        if self._head is not None:
+            raise FormatError(f"{self.source}: literal data ends before [update_data] and the bytes 1A 00")
+        if self._blob_len != self.filesize:
+            raise SignatureError(
+                f"{self.source}: inner data is {self._blob_len} bytes, "
+                f"[update_info] says filesize={self.filesize}"
+            )
+        if self._blob_crc not in self._crcs:
+            raise SignatureError(
+                f"{self.source}: inner data CRC-32 is {self._blob_crc:08x}, "
+                f"[update_info] says crc={self.info['crc']} ({self.crc:08x})"
+            )
+        self.crc = self._blob_crc
+
+
+# --------------------------------------------------------------------------
+# Writing, for the simulated vendor and the tests
+
+
+@dataclass
+class SigningKey:
+    """A private key with its OpenPGP public part (key, user ID, self-signature)."""
+
+    private: rsa.RSAPrivateKey | dsa.DSAPrivateKey
+    public: PublicKey
+    block: bytes  # binary transferable public key
+
+    @property
+    def fingerprint(self) -> str:
+        return self.public.fingerprint
+
+    @property
+    def key_id(self) -> str:
+        return self.public.key_id
+
+    @property
+    def hash_algo(self) -> int:
+        # What the vendor's files use with each key type.
+        return openpgp.HASH_SHA512 if isinstance(self.private, rsa.RSAPrivateKey) else openpgp.HASH_SHA1
+
+    def public_key_block(self) -> bytes:
+        return self.block
+
+    def armored_public_key_block(self) -> str:
+        return openpgp.armor(self.block)
+
+    def to_pem(self) -> bytes:
+        """PKCS#8 private key followed by the armored public key block.
+
+        The public block is kept, not rebuilt, because the fingerprint
+        covers its creation time.
+        """
+        pem = self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return pem + self.armored_public_key_block().encode()
+
+    @classmethod
+    def from_pem(cls, data: bytes, source: str = "signing key") -> SigningKey:
+        m = re.search(rb"-----BEGIN PRIVATE KEY-----.*?-----END PRIVATE KEY-----", data, re.S)
+        if not m:
+            raise FormatError(f"{source}: no PEM private key")
+        try:
+            private = serialization.load_pem_private_key(m.group(0), password=None)
+            block = openpgp.dearmor(data)
+            public = openpgp.parse_key_block(block)[0]
+        except (ValueError, IndexError, openpgp.PGPError) as e:
+            raise FormatError(f"{source}: not a signing key file: {e}") from None
+        if not isinstance(private, rsa.RSAPrivateKey | dsa.DSAPrivateKey) or (
+            private.public_key().public_numbers() != public.key.public_numbers()
+        ):
+            raise FormatError(f"{source}: private key and public key block do not match")
+        return cls(private, public, block)
+
+
+def generate_signing_key(
+    uid: str = "ESET Update Signing Certificate (simulated)",
+    *,
+    algorithm: str = "rsa",
+    created: int | None = None,
+) -> SigningKey:
+    """RSA-2048 (the vendor's main key) or DSA-1024 (its legacy second key)."""
+    if algorithm == "rsa":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == "dsa":
+        private = dsa.generate_private_key(key_size=1024)
+    else:
+        raise ValueError(f"algorithm must be 'rsa' or 'dsa', not {algorithm!r}")
+    created = int(time.time()) if created is None else created
+    public, block = openpgp.transferable_public_key(private, created, uid)
+    return SigningKey(private, public, block)
+
+
+def _read_chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
+    while size > 0:
+        chunk = f.read(min(CHUNK, size))
+        if not chunk:
+            raise ValueError(f"blob ends {size} bytes before its declared length")
+        size -= len(chunk)
+        yield chunk
+
+
+def build_nup(
+    out_fileobj: BinaryIO,
+    *,
+    key: SigningKey,
+    update_info: list[tuple[str, str]],
+    blob: bytes | tuple[BinaryIO, int],
+    literal_name: str,
+    embed_key: bool = True,
+    sig_version: int = 3,
+    extra_signers: Iterable[SigningKey] = (),
+    timestamp: int,
+) -> None:
+    """Write a `.nup` the way the vendor does.
+
+    `blob` is bytes or (seekable file, length): the file is read twice, once
+    for the CRC that the text before it declares, once to write and hash it.
+    `filesize=`, `crc=` and `filename=` (= `literal_name`) are added after
+    the caller's keys. Deterministic for RSA signers.
+    """
+    for k, v in update_info:
+        if k in _COMPUTED_KEYS or not k or "=" in k or re.search(r"[\r\n]", k + v):
+            raise ValueError(f"bad update_info entry {k}={v!r}")
+    blob_f, size = (io.BytesIO(blob), len(blob)) if isinstance(blob, bytes | bytearray) else blob
+    start = blob_f.tell()
+    crc = 0
+    for chunk in _read_chunks(blob_f, size):
+        crc = zlib.crc32(chunk, crc)
+    blob_f.seek(start)
+
+    lines = [*update_info, ("filesize", str(size)), ("crc", str(crc)), ("filename", literal_name)]
+    text = "[update_info]\r\n" + "".join(f"{k}={v}\r\n" for k, v in lines) + "[update_data]\r\n"
+    head = text.encode() + b"\x1a\x00"
+    signers = [key, *extra_signers]
+    hashes = {s.hash_algo: openpgp.new_hash(s.hash_algo) for s in signers}
+
+    if embed_key:
+        out_fileobj.write(openpgp.encode_packet(openpgp.TAG_ESET_KEY, b"\x01" + key.block, old_format=True))
+    for i, s in enumerate(signers):
+        last = i == len(signers) - 1
+        out_fileobj.write(openpgp.one_pass_packet(openpgp.SIG_BINARY, s.hash_algo, s.public, last=last))
+    lit = openpgp.literal_header(literal_name, timestamp)
+    out_fileobj.write(openpgp.packet_header(openpgp.TAG_LITERAL, len(lit) + len(head) + size) + lit)
+    for data in itertools.chain([head], _read_chunks(blob_f, size)):
+        out_fileobj.write(data)
+        for h in hashes.values():
+            h.update(data)
+    # One-pass signatures nest: the last announced is the first to follow.
+    for s in reversed(signers):
+        out_fileobj.write(
+            openpgp.signature_packet(
+                s.private,
+                s.public,
+                version=sig_version,
+                sig_type=openpgp.SIG_BINARY,
+                hash_algo=s.hash_algo,
+                created=timestamp,
+                document_hash=hashes[s.hash_algo],
+            )
+        )
