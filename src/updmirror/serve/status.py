@@ -1,0 +1,365 @@
+"""What an administrator (or monitoring) needs to know about the mirror.
+
+`collect_status` gathers the facts once, as plain data; the status page,
+`/status.json`, `/metrics` and `updmirror status` are four renderings of
+the same facts, so they cannot disagree.
+
+"Stale" means: no successful sync has confirmed an index as current within
+two sync intervals (one missed run is tolerated, two are not), or the last
+sync failed. The age of an index is the time since a successful sync last
+found it to be what upstream serves; that is the mirror's delay behind
+upstream at worst.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from updmirror import redact
+from updmirror.config import Config
+from updmirror.eset.trees import TREES
+from updmirror.store.records import read_runs
+from updmirror.store.snapshots import Store
+
+#: How many recent sync runs the facts carry.
+RUNS_SHOWN = 10
+#: How many error lines of one run are shown (a run can fail on many files).
+ERRORS_SHOWN = 5
+
+JSON_CONTENT_TYPE = "application/json"
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+FRESH, STALE, FAILED = "fresh", "stale", "failed"
+HEADLINES = {FRESH: "fresh", STALE: "STALE", FAILED: "LAST SYNC FAILED"}
+LAST_SYNC_FAILED = "the last sync failed"
+
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]*@")
+
+
+def collect_status(store: Store, cfg: Config, counters: dict, now: float | None = None) -> dict:
+    """The facts, as JSON-ready data (times are unix seconds)."""
+    now = time.time() if now is None else now
+    scrub = _scrubber(cfg)
+    snapshot = store.current()
+    runs = read_runs(store.state, RUNS_SHOWN)
+    last_run = runs[0] if runs else None
+    last_success = next((r for r in runs if r.get("ok")), None)
+    stale_after = 2 * cfg.mirror.interval
+
+    indexes = [_index_facts(entry, snapshot, runs, last_run, now, stale_after, scrub)
+               for entry in _expected_indexes(cfg, snapshot)]
+
+    problems = []
+    if last_run is not None and not last_run.get("ok"):
+        problems.append(f"the last sync ({utc(_run_time(last_run))}) failed: "
+                        f"{scrub(str(last_run.get('message') or 'no message'))}")
+    if snapshot is None:
+        problems.append("no snapshot is published yet; run 'updmirror sync -c CONFIG'")
+    # "The last sync failed" is said once above, not once per index.
+    problems += [f"{i['tree']} {i['channel']} {i['path']}: {i['reason']}" for i in indexes
+                 if i["stale"] and i["reason"] != LAST_SYNC_FAILED]
+
+    if last_run is not None and not last_run.get("ok"):
+        state = FAILED
+    elif snapshot is None or any(i["stale"] for i in indexes):
+        state = STALE
+    else:
+        state = FRESH
+
+    return {
+        "generated": now,
+        "state": state,
+        "headline": HEADLINES[state],
+        "problems": problems,
+        "upstream": scrub(redact.url(cfg.upstream.url)),
+        "interval": cfg.mirror.interval,
+        "stale_after": stale_after,
+        "snapshot": _snapshot_facts(snapshot),
+        "last_sync": _run_facts(last_run, scrub) if last_run else None,
+        "last_success": _run_time(last_success) if last_success else None,
+        "indexes": indexes,
+        "runs": [_run_facts(r, scrub) for r in runs],
+        "server": _server_facts(counters, now),
+    }
+
+
+def _expected_indexes(cfg: Config, snapshot) -> list[dict]:
+    """Every index the configuration asks for, in its order, then any other
+    index the snapshot still holds (e.g. a tree just removed from the config)."""
+    held = {e.get("path"): e for e in (snapshot.manifest.get("indexes", []) if snapshot else [])}
+    wanted = []
+    for tree in cfg.mirror.trees:
+        for channel in cfg.mirror.channels:
+            for path in TREES[tree].index_paths(channel):
+                wanted.append(held.pop(path, None) or {"tree": tree, "channel": channel, "path": path,
+                                                       "missing": True})
+    return wanted + list(held.values())
+
+
+def _index_facts(entry: dict, snapshot, runs: list[dict], last_run: dict | None, now: float,
+                 stale_after: float, scrub) -> dict:
+    path = entry.get("path")
+    missing = bool(entry.get("missing"))
+    version = entry.get("versionid")
+    confirmed = None
+    if not missing:
+        confirmed = _number(entry.get("confirmed")) or (snapshot.created if snapshot else None)
+        for run in runs:
+            if run.get("ok") and _confirms(run, path, version):
+                confirmed = max(confirmed or 0.0, _run_time(run))
+                break  # runs are newest first
+    upstream_date = _number(entry.get("upstream_date"))
+    age = None if confirmed is None else max(0.0, now - confirmed)
+
+    if missing:
+        reason = "not in the published snapshot yet"
+    elif age is None:
+        reason = "never confirmed by a sync"
+    elif age > stale_after:
+        reason = (f"not confirmed current for {duration(age)} (limit {duration(stale_after)}, "
+                  "twice [mirror] interval)")
+    elif last_run is not None and not last_run.get("ok"):
+        reason = LAST_SYNC_FAILED
+    else:
+        reason = None
+    return {
+        "tree": entry.get("tree"),
+        "channel": entry.get("channel"),
+        "path": path,
+        "version": version,
+        "files": entry.get("files"),
+        "bytes": entry.get("bytes"),
+        "upstream_url": scrub(redact.url(str(entry["upstream_url"]))) if entry.get("upstream_url") else None,
+        "upstream_date": upstream_date,
+        "upstream_age_seconds": None if upstream_date is None else max(0.0, now - upstream_date),
+        "confirmed": confirmed,
+        "age_seconds": age,
+        "last_sync": ({"time": _run_time(last_run), "ok": bool(last_run.get("ok"))}
+                      if last_run else None),
+        "in_snapshot": not missing,
+        "stale": reason is not None,
+        "reason": reason,
+    }
+
+
+def _confirms(run: dict, path: str | None, version: Any) -> bool:
+    for item in run.get("indexes") or []:
+        if isinstance(item, dict) and item.get("path") == path:
+            # A run that saw another version than the one served confirms nothing.
+            return version is None or item.get("versionid") in (None, version)
+    return False
+
+
+def _snapshot_facts(snapshot) -> dict | None:
+    if snapshot is None:
+        return None
+    m = snapshot.manifest
+    entries = m.get("indexes", [])
+    return {
+        "id": snapshot.id,
+        "created": snapshot.created,
+        "files": m.get("files", sum(_int(e.get("files")) for e in entries)),
+        "bytes": m.get("bytes", sum(_int(e.get("bytes")) for e in entries)),
+    }
+
+
+def _run_facts(run: dict, scrub) -> dict:
+    errors = [scrub(str(e)) for e in (run.get("errors") or [])]
+    return {
+        "started": _number(run.get("started")),
+        "finished": _number(run.get("finished")),
+        "ok": bool(run.get("ok")),
+        "message": scrub(str(run.get("message") or "")),
+        "published": run.get("published"),
+        "files_fetched": _int(run.get("files_fetched")),
+        "bytes_fetched": _int(run.get("bytes_fetched")),
+        "errors": errors[:ERRORS_SHOWN],
+        "errors_total": len(errors),
+    }
+
+
+def _server_facts(counters: dict, now: float) -> dict:
+    counters = counters or {}
+    clients = counters.get("clients", 0)
+    if not isinstance(clients, (int, float)):
+        clients = len(clients)        # a set of addresses is fine too
+    started = _number(counters.get("started"))
+    return {
+        "connections_open": _int(counters.get("connections_open")),
+        "connections_total": _int(counters.get("connections_total")),
+        "requests_total": _int(counters.get("requests_total")),
+        "bytes_sent": _int(counters.get("bytes_sent")),
+        "responses": {str(k): _int(v) for k, v in sorted((counters.get("responses") or {}).items())},
+        "clients": int(clients),
+        "started": started,
+        "uptime_seconds": None if started is None else max(0.0, now - started),
+    }
+
+
+def _run_time(run: dict) -> float:
+    return _number(run.get("finished")) or _number(run.get("started")) or 0.0
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _scrubber(cfg: Config):
+    """Text from run records passes through this before anyone sees it: the
+    sync already redacts, but a credential must not leak even if it slipped."""
+    password = cfg.upstream.password
+
+    def scrub(text: str) -> str:
+        text = _USERINFO.sub(r"\1", text)
+        if password and len(password) >= 4:
+            text = text.replace(password, "***")
+        return text
+
+    return scrub
+
+
+# -- renderings ---------------------------------------------------------------
+
+def render_status_json(store: Store, cfg: Config, counters: dict, now: float | None = None) -> bytes:
+    facts = collect_status(store, cfg, counters, now)
+    return (json.dumps(facts, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def render_status_html(store: Store, cfg: Config, counters: dict, now: float | None = None) -> bytes:
+    from updmirror.serve.status_page import render_page
+
+    return render_page(collect_status(store, cfg, counters, now)).encode("utf-8")
+
+
+def render_metrics(store: Store, cfg: Config, counters: dict, now: float | None = None) -> bytes:
+    """Prometheus text format; a fresh registry per call, so nothing global
+    is shared between worker processes or reloads."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_FactsCollector(collect_status(store, cfg, counters, now)))
+    return generate_latest(registry)
+
+
+class _FactsCollector:
+    def __init__(self, facts: dict):
+        self.facts = facts
+
+    def collect(self):
+        f = self.facts
+        labels = ["tree", "channel", "path"]
+        per_index = {
+            "version": GaugeMetricFamily("updmirror_index_version",
+                                         "versionid of the served index", labels=labels),
+            "age": GaugeMetricFamily("updmirror_index_age_seconds",
+                                     "seconds since a successful sync confirmed the index current",
+                                     labels=labels),
+            "stale": GaugeMetricFamily("updmirror_index_stale", "1 when the index is stale", labels=labels),
+            "files": GaugeMetricFamily("updmirror_index_files", "files the index lists", labels=labels),
+            "bytes": GaugeMetricFamily("updmirror_index_bytes", "bytes of the files the index lists",
+                                       labels=labels),
+            "upstream": GaugeMetricFamily("updmirror_index_upstream_timestamp_seconds",
+                                          "Last-Modified of the upstream index", labels=labels),
+        }
+        for i in f["indexes"]:
+            values = [str(i["tree"]), str(i["channel"]), str(i["path"])]
+            per_index["stale"].add_metric(values, 1.0 if i["stale"] else 0.0)
+            for key, field in (("version", "version"), ("age", "age_seconds"), ("files", "files"),
+                               ("bytes", "bytes"), ("upstream", "upstream_date")):
+                value = _number(i.get(field))
+                if value is None and field == "version" and str(i.get(field) or "").isdigit():
+                    value = float(i[field])
+                if value is not None:
+                    per_index[key].add_metric(values, value)
+        yield from per_index.values()
+
+        yield GaugeMetricFamily("updmirror_stale", "1 when the mirror is stale or the last sync failed",
+                                value=0.0 if f["state"] == FRESH else 1.0)
+        last = f["last_sync"]
+        if last is not None:
+            yield GaugeMetricFamily("updmirror_last_sync_success", "1 when the last sync succeeded",
+                                    value=1.0 if last["ok"] else 0.0)
+            yield GaugeMetricFamily("updmirror_last_sync_timestamp_seconds", "when the last sync ended",
+                                    value=last["finished"] or last["started"] or 0.0)
+            yield GaugeMetricFamily("updmirror_last_sync_files_fetched", "files the last sync fetched",
+                                    value=last["files_fetched"])
+            yield GaugeMetricFamily("updmirror_last_sync_bytes_fetched", "bytes the last sync fetched",
+                                    value=last["bytes_fetched"])
+        if f["last_success"] is not None:
+            yield GaugeMetricFamily("updmirror_last_successful_sync_timestamp_seconds",
+                                    "when the last successful sync ended", value=f["last_success"])
+        snap = f["snapshot"]
+        if snap is not None:
+            yield GaugeMetricFamily("updmirror_snapshot_files", "files in the current snapshot",
+                                    value=snap["files"])
+            yield GaugeMetricFamily("updmirror_snapshot_bytes", "bytes in the current snapshot",
+                                    value=snap["bytes"])
+            yield GaugeMetricFamily("updmirror_snapshot_created_timestamp_seconds",
+                                    "when the current snapshot was published", value=snap["created"])
+
+        s = f["server"]
+        yield CounterMetricFamily("updmirror_http_requests", "HTTP requests answered",
+                                  value=s["requests_total"])
+        responses = CounterMetricFamily("updmirror_http_responses", "HTTP responses by status class",
+                                        labels=["code"])
+        for code, count in s["responses"].items():
+            responses.add_metric([code], count)
+        yield responses
+        yield CounterMetricFamily("updmirror_http_bytes_sent", "bytes sent to clients", value=s["bytes_sent"])
+        yield CounterMetricFamily("updmirror_http_connections", "connections accepted",
+                                  value=s["connections_total"])
+        yield GaugeMetricFamily("updmirror_http_connections_open", "connections open now",
+                                value=s["connections_open"])
+        yield GaugeMetricFamily("updmirror_http_clients", "distinct client addresses seen",
+                                value=s["clients"])
+        if s["started"] is not None:
+            yield GaugeMetricFamily("updmirror_start_time_seconds", "when the server started",
+                                    value=s["started"])
+
+
+# -- small formatting helpers shared by the page and the command line ----------
+
+def utc(t: float | None) -> str:
+    if not t:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+

@@ -1,0 +1,143 @@
+"""`updmirror status` and `updmirror passwd`.
+
+`status` prints the facts the `/status` page shows (without the server's
+counters, which live in the running server) and exits 0 when the mirror is
+fresh, 1 when it is stale or the last sync failed, 2 on a configuration
+error, so that monitoring (Nagios, a systemd timer, cron) can call it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from updmirror import config
+from updmirror.errors import ConfigError, UpdmirrorError
+from updmirror.serve.status import FRESH, collect_status, duration, human_bytes, utc
+from updmirror.store.snapshots import Store
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="show whether the mirror is fresh (exit 1 when stale or failed)",
+                       description="Print each tree and channel's version, last sync and age. Exit 0 "
+                                   "when the mirror is fresh, 1 when it is stale or the last sync "
+                                   "failed, 2 on a configuration error.")
+    p.add_argument("-c", "--config", required=True, help="mirror.toml")
+    p.add_argument("--json", action="store_true", help="print the facts as JSON (as /status.json)")
+    p.set_defaults(func=run_status)
+
+    p = sub.add_parser("passwd", help="add a user or change a password in the htpasswd file",
+                       description="Write USER's password (bcrypt) into [http] htpasswd, keeping the "
+                                   "other users. A running server reads the file again on SIGHUP.")
+    p.add_argument("-c", "--config", required=True, help="mirror.toml")
+    p.add_argument("user", metavar="USER")
+    p.add_argument("--stdin", action="store_true",
+                   help="read the password from the first line of standard input instead of asking twice")
+    p.set_defaults(func=run_passwd)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    facts = collect_status(Store(cfg.mirror.root), cfg, {})
+    facts.pop("server")  # the command is not the server: it has no counters to show
+    if args.json:
+        json.dump(facts, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    elif sys.stdout.isatty():
+        _print_rich(facts)
+    else:
+        _print_plain(facts)
+    return 0 if facts["state"] == FRESH else 1
+
+
+def _rows(facts: dict) -> list[list[str]]:
+    rows = []
+    for i in facts["indexes"]:
+        rows.append([str(i["tree"]), str(i["channel"]), str(i["path"]),
+                     "-" if i["version"] is None else str(i["version"]),
+                     duration(i["age_seconds"]),
+                     "-" if i["files"] is None else str(i["files"]),
+                     human_bytes(i["bytes"]),
+                     i["reason"] or "current"])
+    return rows
+
+
+_HEADINGS = ["TREE", "CHANNEL", "INDEX", "VERSION", "AGE", "FILES", "SIZE", "STATE"]
+
+
+def _summary(facts: dict) -> list[str]:
+    now = facts["generated"]
+    lines = []
+    snap = facts["snapshot"]
+    if snap:
+        lines.append(f"snapshot {snap['id']}, published {utc(snap['created'])} "
+                     f"({duration(now - snap['created'])} ago), {snap['files']} files, "
+                     f"{human_bytes(snap['bytes'])}")
+    last = facts["last_sync"]
+    if last:
+        when = last["finished"] or last["started"]
+        lines.append(f"last sync {'ok' if last['ok'] else 'FAILED'} {utc(when)} "
+                     f"({duration(now - when)} ago): {last['message']}")
+    else:
+        lines.append("no sync has run yet")
+    lines.append(f"upstream {facts['upstream']}, synced every {duration(facts['interval'])}, "
+                 f"stale after {duration(facts['stale_after'])}")
+    return lines
+
+
+def _print_plain(facts: dict) -> None:
+    out = [f"updmirror: {facts['headline']}"]
+    out += [f"  {p}" for p in facts["problems"]]
+    out += _summary(facts)
+    table = [_HEADINGS] + _rows(facts)
+    widths = [max(len(r[c]) for r in table) for c in range(len(_HEADINGS))]
+    for row in table:
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print("\n".join(out))
+
+
+def _print_rich(facts: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    style = {"fresh": "bold white on green", "stale": "bold black on yellow",
+             "failed": "bold white on red"}[facts["state"]]
+    console.print(f" {facts['headline']} ", style=style, markup=False)
+    for p in facts["problems"]:
+        console.print(f"  {p}", style="yellow", markup=False)
+    for line in _summary(facts):
+        console.print(line, markup=False, highlight=False)
+    table = Table(*_HEADINGS)
+    for i, row in zip(facts["indexes"], _rows(facts), strict=True):
+        table.add_row(*row, style="yellow" if i["stale"] else None)
+    console.print(table)
+
+
+def run_passwd(args: argparse.Namespace) -> int:
+    from updmirror.serve.auth import Htpasswd, set_password
+
+    cfg = config.load(args.config)
+    path = cfg.http.htpasswd
+    if path is None:
+        raise ConfigError(f"{cfg.path}: [http] htpasswd is not set; add e.g. "
+                          'htpasswd = "/etc/updmirror/htpasswd" (and auth = "basic")')
+    if args.stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+    else:
+        password = getpass.getpass(f"New password for {args.user}: ")
+        if getpass.getpass("Again: ") != password:
+            raise UpdmirrorError("the two passwords differ; nothing was changed")
+    added = set_password(path, args.user, password)
+    Htpasswd.load(path)  # says which line is wrong if the rest of the file is damaged
+    print(f"updmirror: {'added' if added else 'changed the password of'} user {args.user} in {path}")
+    if cfg.http.auth != "basic":
+        print(f'updmirror: note: [http] auth is "{cfg.http.auth}" in {cfg.path}; set auth = "basic" '
+              "for the server to ask for it")
+    print("updmirror: a running server picks this up on SIGHUP "
+          "(systemctl reload updmirror, or kill -HUP <pid>)")
+    return 0
