@@ -542,3 +542,45 @@ def test_open_upstream_picks_http_for_an_http_url():
         finally:
             await up.close()
     run(scenario)
+
+
+def test_refusal_after_a_redirect_names_where_it_came_from():
+    async def scenario():
+        async with Scripted() as elsewhere, Scripted() as srv:
+            elsewhere.routes["/update.ver"] = status(401)
+
+            async def moved(request: web.Request, n: int) -> web.StreamResponse:
+                raise web.HTTPFound(elsewhere.url("/update.ver"))
+            srv.routes["/update.ver"] = moved
+            async with upstream(srv) as up:
+                message = await expect(AuthError, up.fetch_index(srv.url("/update.ver"), None, 1000))
+            assert f"redirected to {elsewhere.url('/update.ver')}" in message
+    run(scenario)
+
+
+def test_requests_go_through_the_configured_proxy_with_its_credentials():
+    async def scenario():
+        async with Scripted() as proxy:
+            proxy.routes["/eset_upd/update.ver"] = file_answer(b"[x]")
+            cfg = config("http://update.example.invalid/",
+                         proxy=f"http://puser:proxy-Secret@127.0.0.1:{proxy.port}")
+            async with HttpUpstream(cfg) as up:
+                result = await up.fetch_index("http://update.example.invalid/eset_upd/update.ver", None, 100)
+            assert result.body == b"[x]"
+            seen = proxy.requests_to("/eset_upd/update.ver")[0].headers
+            assert seen["Host"] == "update.example.invalid"
+            assert seen["Authorization"] == f"Basic {BASIC}"
+            assert seen["Proxy-Authorization"] == "Basic " + base64.b64encode(b"puser:proxy-Secret").decode()
+    run(scenario)
+
+
+def test_unreachable_proxy_is_named_without_its_password(free_port):
+    async def scenario():
+        cfg = config("http://update.example.invalid/", retries=0,
+                     proxy=f"http://puser:proxy-Secret@127.0.0.1:{free_port}")
+        async with HttpUpstream(cfg) as up:
+            message = await expect(UpstreamError, up.fetch_index(
+                "http://update.example.invalid/eset_upd/update.ver", None, 100))
+        assert f"proxy 127.0.0.1:{free_port}" in message and "[upstream] proxy" in message
+        assert "proxy-Secret" not in message
+    run(scenario)

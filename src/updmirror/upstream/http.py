@@ -58,6 +58,8 @@ class HttpUpstream(Upstream):
         base = urlsplit(cfg.url)
         # Credentials go only to the configured upstream and the hosts the index may name.
         self._trusted_hosts = {(base.hostname or "").lower(), *(h.lower() for h in cfg.allowed_hosts)}
+        proxy_password = urlsplit(cfg.proxy).password if cfg.proxy else None
+        self._secrets = [x for x in (cfg.password, proxy_password) if x]
         self._authorization = None
         if cfg.username:
             if ":" in cfg.username:
@@ -201,6 +203,10 @@ class HttpUpstream(Upstream):
         except aiohttp.ClientPayloadError as exc:
             raise _Transient(UpstreamError(
                 f"{shown}: the body was cut short ({self._scrub(_first_line(exc))})")) from None
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise _Transient(UpstreamError(
+                f"{shown}: cannot connect to the proxy {exc.host}:{exc.port} "
+                f"({self._scrub(exc.strerror or str(exc.os_error))}); check [upstream] proxy")) from None
         except aiohttp.ClientConnectorError as exc:
             raise _Transient(UpstreamError(
                 f"{shown}: cannot connect to {exc.host}:{exc.port} "
@@ -238,6 +244,9 @@ class HttpUpstream(Upstream):
         status = resp.status
         if status in (200, 206):
             return
+        if resp.history:
+            # Credentials are not sent on to another host, so say where the answer came from.
+            shown = f"{shown} (redirected to {redact.url(str(resp.url))})"
         if status in (401, 403):
             raise AuthError(f"upstream refused the credentials for {shown} (HTTP {status}); "
                             "check [upstream] username and password")
@@ -272,8 +281,8 @@ class HttpUpstream(Upstream):
 
     def _scrub(self, text: str) -> str:
         """aiohttp's own messages should hold no password; make sure of it."""
-        if self.cfg.password:
-            text = text.replace(self.cfg.password, "***")
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         return text
 
 
