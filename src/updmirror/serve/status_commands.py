@@ -53,6 +53,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def _rows(facts: dict) -> list[list[str]]:
+    """One row per index; why a row is stale is in the problem lines above it."""
     rows = []
     for i in facts["indexes"]:
         rows.append([str(i["tree"]), str(i["channel"]), str(i["path"]),
@@ -60,11 +61,13 @@ def _rows(facts: dict) -> list[list[str]]:
                      duration(i["age_seconds"]),
                      "-" if i["files"] is None else str(i["files"]),
                      human_bytes(i["bytes"]),
-                     i["reason"] or "current"])
+                     "STALE" if i["stale"] else "ok"])
     return rows
 
 
 _HEADINGS = ["TREE", "CHANNEL", "INDEX", "VERSION", "AGE", "FILES", "SIZE", "STATE"]
+#: A terminal is often 80 columns: the index path names the tree and channel.
+_RICH_COLUMNS = [2, 3, 4, 5, 6, 7]
 
 
 def _summary(facts: dict) -> list[str]:
@@ -99,6 +102,7 @@ def _print_plain(facts: dict) -> None:
 
 
 def _print_rich(facts: dict) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -107,12 +111,15 @@ def _print_rich(facts: dict) -> None:
              "failed": "bold white on red"}[facts["state"]]
     console.print(f" {facts['headline']} ", style=style, markup=False)
     for p in facts["problems"]:
-        console.print(f"  {p}", style="yellow", markup=False)
+        console.print(f"  {p}", style="yellow", markup=False, highlight=False)
     for line in _summary(facts):
         console.print(line, markup=False, highlight=False)
-    table = Table(*_HEADINGS)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+    for c in _RICH_COLUMNS:
+        table.add_column(_HEADINGS[c], no_wrap=True,
+                         justify="right" if _HEADINGS[c] in ("VERSION", "FILES", "SIZE") else "left")
     for i, row in zip(facts["indexes"], _rows(facts), strict=True):
-        table.add_row(*row, style="yellow" if i["stale"] else None)
+        table.add_row(*(row[c] for c in _RICH_COLUMNS), style="bold yellow" if i["stale"] else None)
     console.print(table)
 
 
