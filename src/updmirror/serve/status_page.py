@@ -39,6 +39,7 @@ section.stale h2 .badge { background: #9a6700; }
 table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid #d0d7de; }
 th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #d8dee4; vertical-align: top; }
 th { background: #eaeef2; font-weight: 600; white-space: nowrap; }
+td.when { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.stale td, table.stale td { background: #fff8c5; }
 tr.stale td.why { color: #9a6700; font-weight: 600; }
@@ -127,9 +128,9 @@ def _index_sections(facts: dict) -> list[str]:
                 f"<tr class=\"{'stale' if i['stale'] else 'fresh'}\">"
                 f"<td><code>{_e(i['path'])}</code></td>"
                 f"<td class=\"num version\">{_e(i['version'] if i['version'] is not None else '-')}</td>"
-                f"<td>{last_sync}</td>"
+                f"<td class=\"when\">{last_sync}</td>"
                 f"<td class=\"num age\">{_e(duration(i['age_seconds']))}</td>"
-                f"<td>{upstream}</td>"
+                f"<td class=\"when\">{upstream}</td>"
                 f"<td class=\"num\">{_e(i['files'] if i['files'] is not None else '-')}</td>"
                 f"<td class=\"num\">{_e(human_bytes(i['bytes']))}</td>"
                 f"<td class=\"why\">{why}</td></tr>")
