@@ -269,6 +269,16 @@ def test_server_ignoring_conditional_requests_with_the_same_etag_counts_as_uncha
     run(scenario)
 
 
+def test_304_to_an_unconditional_request_is_an_error():
+    async def scenario():
+        async with Scripted() as srv:
+            srv.routes["/update.ver"] = status(304)
+            async with upstream(srv) as up:
+                message = await expect(UpstreamError, up.fetch_index(srv.url("/update.ver"), None, 1000))
+            assert "304" in message
+    run(scenario)
+
+
 def test_gzip_encoded_index_is_decoded_and_bounded_after_decoding():
     plain = b"[ENGINE2]\r\nversion=1\r\n" * 200
 

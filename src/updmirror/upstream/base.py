@@ -61,8 +61,10 @@ class Upstream(ABC):
 
         The body is refused (TooLargeError) when longer than max_bytes or than
         expected_size; when expected_size is given, the result is exactly that
-        long. `on_bytes(n)` is called as bytes arrive (n: bytes in this chunk).
-        Raises like fetch_index.
+        long. `on_bytes(n)` is called as bytes arrive (n: bytes in this chunk,
+        never negative): bytes already in `partial` before the call are not
+        reported, and bytes thrown away when the upstream makes a resume start
+        over are not taken back. Raises like fetch_index.
         """
 
     @abstractmethod

@@ -95,6 +95,9 @@ class HttpUpstream(Upstream):
         async def attempt() -> IndexResult:
             async with self._get(url, shown, headers) as resp:
                 if resp.status == 304:
+                    if not headers:
+                        raise UpstreamError(f"{shown}: the upstream answered 304 Not Modified to a "
+                                            "request that held no validators")
                     return IndexResult(False, b"", {**validators, **_validators(resp)}, shown)
                 self._check_status(resp, shown)
                 if resp.status != 200:
