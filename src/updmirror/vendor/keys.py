@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -70,6 +71,7 @@ def _prime(rng: random.Random, bits: int) -> int:
             return n
 
 
+@lru_cache(maxsize=8)  # the prime search takes a second; tests make many repositories
 def deterministic_rsa(seed: int, bits: int = 2048) -> rsa.RSAPrivateKey:
     rng = seeded_random("vendor-rsa-key", seed, bits)
     p = _prime(rng, bits // 2)
