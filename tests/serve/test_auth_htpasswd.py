@@ -1,3 +1,4 @@
+import os
 import shutil
 import stat
 import statistics
@@ -218,3 +219,17 @@ def test_failed_attempts_track_a_bounded_number_of_addresses():
     assert len(attempts) == 100
     assert attempts.blocked("10.0.3.231")    # among the newest
     assert not attempts.blocked("10.0.0.0")  # the oldest was forgotten
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's group to another needs root")
+def test_set_password_gives_a_new_file_its_folders_group_and_keeps_an_old_files_owner(tmp_path):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    os.chown(folder, -1, 4321)             # as /etc/updmirror is group updmirror
+    path = folder / "htpasswd"
+    set_password(path, "alice", "x")
+    assert path.stat().st_gid == 4321
+    os.chown(path, 1234, 5678)
+    set_password(path, "bob", "y")
+    assert (path.stat().st_uid, path.stat().st_gid) == (1234, 5678)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -243,7 +243,8 @@ def set_password(path: str | os.PathLike[str], user: str, password: str) -> bool
 
     The file is replaced atomically (a running server reading it sees the old
     or the new file, never half of one), with mode 0640 and, when it existed,
-    its owner and group, so the server's group can still read it.
+    its owner and group (else its folder's group), so the server's group can
+    read it.
     """
     path = Path(path)
     if not _USER_RE.fullmatch(user):
@@ -290,11 +291,15 @@ def _write_atomically(path: Path, text: str, owner: os.stat_result | None) -> No
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             os.fchmod(f.fileno(), 0o640)
-            if owner is not None:
-                try:
+            try:
+                if owner is not None:
                     os.fchown(f.fileno(), owner.st_uid, owner.st_gid)
-                except PermissionError:
-                    pass  # not root: the file stays ours, which is who wrote it before
+                else:
+                    # A new file takes its folder's group (/etc/updmirror is
+                    # group updmirror), so the server can read it at once.
+                    os.fchown(f.fileno(), -1, path.parent.stat().st_gid)
+            except PermissionError:
+                pass  # not root: the file stays ours, which is who wrote it before
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
