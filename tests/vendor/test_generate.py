@@ -43,7 +43,7 @@ def test_every_tree_has_all_three_channels_with_about_150_module_sections(vendor
     assert TREES["ep11"].has_dll and TREES["v16"].has_dll and not TREES["v5"].has_dll
     seen = 0
     for tree in report.trees:
-        for channel, path in _tree_indexes(tree):
+        for _channel, path in _tree_indexes(tree):
             doc = _index(root, path)
             count = sum(1 for s in doc.sections if is_module_section(s))
             low = 120 if TREES[tree].has_dll else 80   # the legacy tree has fewer module types
@@ -94,7 +94,7 @@ def test_files_follow_the_vendor_naming_and_match_their_sizes(vendor_root):
     root, report = vendor_root
     www = root / "www"
     for tree in report.trees:
-        for channel, path in _tree_indexes(tree):
+        for _channel, path in _tree_indexes(tree):
             doc = _index(root, path)
             for m in modules(doc, f"http://update.eset.com/{path}"):
                 assert NAME_RE[tree].match(m.path), m.path

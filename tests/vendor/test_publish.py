@@ -61,7 +61,7 @@ def test_deferred_is_the_previous_regular_and_pre_release_is_ahead(releases):
         regular = TREES[tree].index_paths("regular")[0]
         deferred = TREES[tree].index_paths("deferred")[0]
         pre = TREES[tree].index_paths("pre-release")[0]
-        for before, after in zip(snaps, snaps[1:]):
+        for before, after in zip(snaps, snaps[1:], strict=False):
             assert after["bytes"][deferred] == before["bytes"][regular]
             # What pre-release had early, regular has now (same file, same section).
             early = before["listed"][pre] - before["listed"][regular]
@@ -71,7 +71,7 @@ def test_deferred_is_the_previous_regular_and_pre_release_is_ahead(releases):
 def test_new_builds_bring_new_deltas_and_full_modules(releases):
     root, snaps, reports = releases
     new_kinds = set()
-    for before, after in zip(snaps, snaps[1:]):
+    for before, after in zip(snaps, snaps[1:], strict=False):
         for path, sections in after["sections"].items():
             old_files = before["listed"][path]
             for name, s in sections.items():

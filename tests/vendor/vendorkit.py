@@ -31,13 +31,17 @@ def fetch(srv: VendorServer, path: str, headers: dict | None = None, method: str
     try:
         conn.request(method, path, headers={**(auth_header() if auth else {}), **(headers or {})})
         resp = conn.getresponse()
-        body, error = b"", None
+        body, error = bytearray(), None
         try:
-            body = resp.read()
+            # Chunk by chunk, so that what came before a stall is kept.
+            while chunk := resp.read1(65536):
+                body += chunk
+            if resp.length:   # http.client counts down what Content-Length promised
+                error = http.client.IncompleteRead(bytes(body), resp.length)
         except http.client.IncompleteRead as exc:
-            body, error = exc.partial, exc
+            error = exc
         except TimeoutError as exc:
             error = exc
-        return Reply(resp.status, resp.headers, body, error)
+        return Reply(resp.status, resp.headers, bytes(body), error)
     finally:
         conn.close()

@@ -44,6 +44,7 @@ from .faults import Fault, FaultSet
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+FILE_CHUNK = 256 * 1024  # fewer thread hops when serving large files
 REALM = "ESET Update"
 CONTROL_PATH = "/__vendor/faults"
 #: Upper bounds on anything a fault makes the server do.
@@ -88,7 +89,7 @@ class _Body:
             f.seek(start)
             at = start
             while at < end:
-                chunk = await asyncio.to_thread(f.read, min(CHUNK, end - at))
+                chunk = await asyncio.to_thread(f.read, min(FILE_CHUNK, end - at))
                 if not chunk:
                     return  # shrank under us (a publish removed it): the client sees a short body
                 yield self._patch(at, chunk)
@@ -172,9 +173,9 @@ class VendorServer:
         self._stopping = asyncio.Event()
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
