@@ -251,3 +251,26 @@ class Tags(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.found.append((tag, attrs))
+
+
+def test_a_newly_published_snapshot_shows_at_once(mirror):
+    cfg, store, now = mirror
+    first = publish(store, created=now - 600)
+    record(store, now - 600, changed=True)
+    assert collect_status(store, cfg, {}, now=now)["snapshot"]["id"] == first.id
+    newer = [dict(e, versionid=e["versionid"] + 1, file_list=[["/a.nup", 1]]) for e in INDEXES]
+    second = publish(store, created=now - 10, indexes=newer)
+    facts = collect_status(store, cfg, {}, now=now)
+    assert facts["snapshot"]["id"] == second.id != first.id
+    assert facts["indexes"][0]["version"] == INDEXES[0]["versionid"] + 1
+    assert "file_list" not in json.dumps(facts)
+
+
+def test_a_proxy_password_is_kept_out_too(tmp_path):
+    text = write_config(tmp_path).read_text().replace(
+        "[mirror]", 'proxy = "http://puser:Pr0xyPass@127.0.0.1:3128"\n\n[mirror]')
+    (tmp_path / "mirror.toml").write_text(text)
+    cfg = config.load(tmp_path / "mirror.toml")
+    store = Store(cfg.mirror.root)
+    record(store, time.time() - 60, ok=False, message="proxy 127.0.0.1:3128 refused Pr0xyPass")
+    assert b"Pr0xyPass" not in render_status_json(store, cfg, {})

@@ -14,9 +14,11 @@ upstream at worst.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -26,7 +28,7 @@ from updmirror import redact
 from updmirror.config import Config
 from updmirror.eset.trees import TREES
 from updmirror.store.records import read_runs
-from updmirror.store.snapshots import Store
+from updmirror.store.snapshots import MANIFEST, Snapshot, Store, load_snapshot
 
 #: How many recent sync runs the facts carry.
 RUNS_SHOWN = 10
@@ -48,7 +50,7 @@ def collect_status(store: Store, cfg: Config, counters: dict, now: float | None 
     """The facts, as JSON-ready data (times are unix seconds)."""
     now = time.time() if now is None else now
     scrub = _scrubber(cfg)
-    snapshot = store.current()
+    snapshot = current_snapshot(store)
     runs = read_runs(store.state, RUNS_SHOWN)
     last_run = runs[0] if runs else None
     last_success = next((r for r in runs if r.get("ok")), None)
@@ -89,6 +91,33 @@ def collect_status(store: Store, cfg: Config, counters: dict, now: float | None 
         "runs": [_run_facts(r, scrub) for r in runs],
         "server": _server_facts(counters, now),
     }
+
+
+_snapshot_cache: dict[str, tuple[tuple, Snapshot]] = {}
+
+
+def current_snapshot(store: Store) -> Snapshot | None:
+    """The current snapshot without its per-file lists, parsed once per
+    snapshot: the server renders status pages on its event loop, and a
+    manifest lists every file of every index."""
+    try:
+        directory = store.root / os.readlink(store.current_link)
+        st = (directory / MANIFEST).stat()
+    except OSError:
+        return None
+    key = (str(directory), st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _snapshot_cache.get(str(store.root))
+    if cached and cached[0] == key:
+        return cached[1]
+    snapshot = load_snapshot(directory.resolve())
+    if snapshot is None:
+        return None
+    slim = [{k: v for k, v in e.items() if k != "file_list"} for e in snapshot.manifest.get("indexes", [])
+            if isinstance(e, dict)]
+    snapshot.manifest = dict(snapshot.manifest, indexes=slim)
+    _snapshot_cache.clear()  # one store per process: keep one entry
+    _snapshot_cache[str(store.root)] = (key, snapshot)
+    return snapshot
 
 
 def _expected_indexes(cfg: Config, snapshot) -> list[dict]:
@@ -221,12 +250,16 @@ def _int(value: Any) -> int:
 def _scrubber(cfg: Config):
     """Text from run records passes through this before anyone sees it: the
     sync already redacts, but a credential must not leak even if it slipped."""
-    password = cfg.upstream.password
+    secrets = [cfg.upstream.password]
+    if cfg.upstream.proxy:
+        secrets.append(urlsplit(cfg.upstream.proxy).password)
+    # Very short "passwords" would blank out ordinary words: the URL rule covers those.
+    secrets = [x for x in secrets if x and len(x) >= 4]
 
     def scrub(text: str) -> str:
         text = _USERINFO.sub(r"\1", text)
-        if password and len(password) >= 4:
-            text = text.replace(password, "***")
+        for secret in secrets:
+            text = text.replace(secret, "***")
         return text
 
     return scrub
