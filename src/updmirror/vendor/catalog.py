@@ -204,13 +204,8 @@ def _start(seed: int, flavour: Flavour, line: Line) -> LineState:
     return LineState(version, build, build, version, -HISTORY, -HISTORY)
 
 
-@lru_cache(maxsize=4096)
-def _history(seed: int, flavour: Flavour, line: Line, upto: int) -> tuple[LineState, ...]:
-    """States of `line` at releases -HISTORY .. upto (index 0 is -HISTORY)."""
-    if upto > -HISTORY:
-        earlier = _history(seed, flavour, line, upto - 1)
-        return earlier + (_step(seed, flavour, line, earlier[-1], upto),)
-    return (_start(seed, flavour, line),)
+#: (seed, flavour, line) -> states at releases -HISTORY, -HISTORY+1, ... (grown on demand).
+_HISTORIES: dict[tuple[int, Flavour, Line], list[LineState]] = {}
 
 
 def _step(seed: int, flavour: Flavour, line: Line, s: LineState, r: int) -> LineState:
@@ -234,7 +229,13 @@ def _step(seed: int, flavour: Flavour, line: Line, s: LineState, r: int) -> Line
 
 
 def state_at(seed: int, flavour: Flavour, line: Line, release: int) -> LineState:
-    return _history(seed, flavour, line, release)[release + HISTORY]
+    """The line at a release; each step depends only on the one before."""
+    if release < -HISTORY:
+        raise ValueError(f"release {release} is before the simulated history")
+    states = _HISTORIES.setdefault((seed, flavour, line), [_start(seed, flavour, line)])
+    while len(states) <= release + HISTORY:
+        states.append(_step(seed, flavour, line, states[-1], len(states) - HISTORY))
+    return states[release + HISTORY]
 
 
 def section_base(line: Line, platform: str) -> tuple[str, str]:

@@ -56,6 +56,13 @@ class Fault:
         if self.times is not None and self.times < 0:
             raise VendorError(f"fault {self.kind}: times must be 0 or more, not {self.times}")
         self.match = self.match.lstrip("/") or "*"
+        if self.arg not in (None, ""):
+            for part in str(self.arg).split(","):
+                try:
+                    float(part)
+                except ValueError:
+                    raise VendorError(f"fault {self.kind}: argument {self.arg!r} is not a number "
+                                      "(or two, like 429,5 for a status with Retry-After)") from None
 
     def applies_to(self, path: str) -> bool:
         """Whether this fault is meant for `path` (no leading slash), ignoring `times`."""
