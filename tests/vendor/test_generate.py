@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 
+from updmirror.errors import SignatureError
 from updmirror.eset import openpgp
 from updmirror.eset.modules import is_module_section, modules
 from updmirror.eset.nup import inspect, verify
@@ -198,3 +199,23 @@ def test_nup_files_carry_their_index_section(vendor_root):
         for key, value in s.items():
             if key not in ("file", "size"):
                 assert info.update_info[key] == (f'"{value}"' if key == "buildregname" else value)
+
+
+def test_keyless_legacy_files_verify_with_the_key_file(tmp_path):
+    root = tmp_path / "keyless"
+    report = generate(root, seed=7, size_mb=0.3, trees=("v5", "ep11"), keyless_share=0.5, dsa=False)
+    key_file = openpgp.load_key_file(root / "vendor-key.asc")
+    keyless = embedded = 0
+    for path in ("eset_upd/v5/update.ver", "eset_upd/ep11/dll/update.ver"):
+        for m in modules(_index(root, path), f"http://h/{path}")[:40]:
+            target = root / "www" / m.path.lstrip("/")
+            info = inspect(target, m.path)
+            if info.embedded_key_fingerprint is None:
+                keyless += 1
+                assert not m.path.endswith(".dll.nup")   # only the legacy tree, like the vendor's old files
+                with pytest.raises(SignatureError):
+                    verify(target, m.path, [report.fingerprint])
+                assert verify(target, m.path, [report.fingerprint], extra_keys=key_file).signed_by
+            else:
+                embedded += 1
+    assert keyless >= 5 and embedded >= 40

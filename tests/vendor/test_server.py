@@ -21,6 +21,7 @@ from updmirror.errors import FormatError, SignatureError, UnsafePathError
 from updmirror.eset.modules import is_module_section, modules
 from updmirror.eset.nup import inspect, verify
 from updmirror.eset.updatever import UpdateVer
+from updmirror.vendor import server as server_module
 from updmirror.vendor.faults import Fault
 from updmirror.vendor.server import ESCAPES, VendorServer, control_request
 
@@ -105,6 +106,17 @@ def test_gzip_only_for_clients_that_accept_it(vendor_root):
         nup = _a_nup(root, smallest=True)
         got = fetch(srv, nup, headers={"Accept-Encoding": "gzip"})
         assert gzip.decompress(got.body) == (root / "www" / nup.lstrip("/")).read_bytes()
+
+
+def test_gzip_streams_large_files_without_a_length(vendor_root, monkeypatch):
+    root, _ = vendor_root
+    monkeypatch.setattr(server_module, "GZIP_IN_MEMORY", 0)   # every file counts as large
+    nup = _a_nup(root)
+    with VendorServer(root / "www", USER, PASSWORD, gzip=True) as srv:
+        got = fetch(srv, nup, headers={"Accept-Encoding": "gzip"})
+    assert got.error is None and got.headers["Content-Encoding"] == "gzip"
+    assert got.headers["Content-Length"] is None and got.headers["Transfer-Encoding"] == "chunked"
+    assert gzip.decompress(got.body) == (root / "www" / nup.lstrip("/")).read_bytes()
 
 
 def test_rar_index(vendor_root):

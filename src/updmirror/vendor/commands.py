@@ -30,6 +30,8 @@ def register(subparsers) -> None:
                      help=f"trees to publish (default: {' '.join(DEFAULT_TREES)})")
     gen.add_argument("--no-dsa", action="store_true",
                      help="no second (DSA) signature: makes the output identical byte for byte per seed")
+    gen.add_argument("--keyless-share", type=float, default=0.0, metavar="FRACTION",
+                     help="share of the legacy tree's files without the embedded key packet (default 0)")
     gen.set_defaults(func=_generate)
 
     pub = sub.add_parser("publish", help="release the next build into an existing repository")
@@ -52,7 +54,8 @@ def register(subparsers) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     print(f"generating {args.size_mb:g} MiB, seed {args.seed}, trees {' '.join(args.trees)} ...", flush=True)
-    report = generate(args.root, seed=args.seed, size_mb=args.size_mb, trees=args.trees, dsa=not args.no_dsa)
+    report = generate(args.root, seed=args.seed, size_mb=args.size_mb, trees=args.trees, dsa=not args.no_dsa,
+                      keyless_share=args.keyless_share)
     print(report.summary())
     return 0
 

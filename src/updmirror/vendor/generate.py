@@ -66,6 +66,8 @@ class VendorState:
     #: files referenced by the current release's indexes, and by the previous release's.
     referenced: list[str] = field(default_factory=list)
     previously_referenced: list[str] = field(default_factory=list)
+    #: share of the legacy (non-dll) tree's files written without the key packet, like 2013's files
+    keyless_share: float = 0.0
     format: int = STATE_FORMAT
 
     def save(self, root: Path) -> None:
@@ -116,8 +118,13 @@ class GenerateReport:
 
 
 def generate(root: Path, *, seed: int = 1, size_mb: float = 8, trees: Iterable[str] = DEFAULT_TREES,
-             dsa: bool = True, workers: int | None = None) -> GenerateReport:
-    """Write a fresh repository for release 1 (its deferred channel: release 0)."""
+             dsa: bool = True, keyless_share: float = 0.0, workers: int | None = None) -> GenerateReport:
+    """Write a fresh repository for release 1 (its deferred channel: release 0).
+
+    `keyless_share` of the legacy (non-dll) trees' files carry no tag-15 key
+    packet, like the vendor's files from 2013: a mirror checks those against
+    the key file (`vendor-key.asc`) from its configuration.
+    """
     started = time.monotonic()
     root = Path(root)
     trees = list(dict.fromkeys(trees))
@@ -127,6 +134,8 @@ def generate(root: Path, *, seed: int = 1, size_mb: float = 8, trees: Iterable[s
                           f"known: {', '.join(sorted(TREES))}")
     if size_mb <= 0:
         raise VendorError(f"--size-mb must be positive, not {size_mb}")
+    if not 0 <= keyless_share <= 1:
+        raise VendorError(f"--keyless-share must be between 0 and 1, not {keyless_share}")
     _prepare_root(root)
     created = catalog.release_time(seed, -catalog.HISTORY) - 86400
     vendor = keys.vendor_key(seed, created)
@@ -138,7 +147,8 @@ def generate(root: Path, *, seed: int = 1, size_mb: float = 8, trees: Iterable[s
     release = 1
     state = VendorState(seed=seed, release=release, size_mb=size_mb, trees=trees, dsa=dsa, scale=0.0,
                         fingerprint=vendor.fingerprint,
-                        other_fingerprint=other.fingerprint if other else None, key_created=created)
+                        other_fingerprint=other.fingerprint if other else None, key_created=created,
+                        keyless_share=keyless_share)
     plan = release_plan(state, release)
     unique = _unique(plan)
     total_weight = sum(f.weight for f in unique.values())
@@ -218,11 +228,17 @@ def write_nup(www: Path, state: VendorState, spec: FileSpec, vendor: SigningKey,
     update_info = [("name", spec.section), *spec.items]
     with open(tmp, "wb") as out:
         build_nup(out, key=vendor, update_info=update_info, blob=(BlobReader(state.seed, spec.path, size), size),
-                  literal_name=spec.name.removesuffix(".nup"), embed_key=True, sig_version=3,
+                  literal_name=spec.name.removesuffix(".nup"), embed_key=not is_keyless(state, spec), sig_version=3,
                   extra_signers=(other,) if other else (), timestamp=ts)
     os.utime(tmp, (ts, ts))
     os.replace(tmp, target)
     return target.stat().st_size
+
+
+def is_keyless(state: VendorState, spec: FileSpec) -> bool:
+    if not state.keyless_share or spec.path.endswith(".dll.nup"):
+        return False
+    return keys.seeded_random("keyless", state.seed, spec.path).random() < state.keyless_share
 
 
 def build_index(www: Path, state: VendorState, flavour: Flavour, channel: str,
