@@ -103,8 +103,8 @@ def current_snapshot(store: Store) -> Snapshot | None:
     try:
         directory = store.root / os.readlink(store.current_link)
         st = (directory / MANIFEST).stat()
-    except OSError:
-        return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None   # nothing published yet (a store we may not read is an error, not this)
     key = (str(directory), st.st_mtime_ns, st.st_size, st.st_ino)
     cached = _snapshot_cache.get(str(store.root))
     if cached and cached[0] == key:

@@ -40,7 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
-    facts = collect_status(Store(cfg.mirror.root), cfg, {})
+    try:
+        facts = collect_status(Store(cfg.mirror.root), cfg, {})
+    except OSError as exc:
+        raise ConfigError(f"{cfg.mirror.root}: cannot read the store ({exc.strerror}); run this as the "
+                          "server's user or a member of its group") from None
     facts.pop("server")  # the command is not the server: it has no counters to show
     if args.json:
         json.dump(facts, sys.stdout, indent=1, sort_keys=True)
