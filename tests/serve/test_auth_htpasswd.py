@@ -4,6 +4,7 @@ import stat
 import statistics
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 import pytest
@@ -233,3 +234,12 @@ def test_set_password_gives_a_new_file_its_folders_group_and_keeps_an_old_files_
     set_password(path, "bob", "y")
     assert (path.stat().st_uid, path.stat().st_gid) == (1234, 5678)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_checks_from_many_threads_at_once_agree(tmp_path):
+    lines = [f"user{i}:" + bcrypt.hashpw(f"pw{i}".encode(), bcrypt.gensalt(4)).decode() for i in range(8)]
+    users = Htpasswd.load(write(tmp_path, *lines))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        right = list(pool.map(lambda i: users.check(f"user{i % 8}", f"pw{i % 8}"), range(200)))
+        wrong = list(pool.map(lambda i: users.check(f"user{i % 8}", f"pw{(i + 1) % 8}"), range(50)))
+    assert all(right) and not any(wrong)

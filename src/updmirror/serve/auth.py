@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ class Htpasswd:
         self.source = source
         self._secret = secrets.token_bytes(32)
         self._verified: OrderedDict[bytes, str] = OrderedDict()
+        # The server checks passwords in a thread pool, so the memory is shared.
+        self._lock = threading.Lock()
         self._dummy = _dummy_entry(self._entries.values())
 
     @classmethod
@@ -107,13 +110,15 @@ class Htpasswd:
             return False
         key = hmac.new(self._secret, user.encode("utf-8", "surrogateescape") + b"\0" + secret,
                        hashlib.sha256).digest()
-        if self._verified.get(key) == entry.hash:
-            return True
+        with self._lock:
+            if self._verified.get(key) == entry.hash:
+                return True
         if not _verify(entry, secret):
             return False
-        self._verified[key] = entry.hash
-        if len(self._verified) > VERIFIED_CACHE_SIZE:
-            self._verified.popitem(last=False)
+        with self._lock:
+            self._verified[key] = entry.hash
+            while len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
         return True
 
 
