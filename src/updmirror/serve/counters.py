@@ -1,0 +1,108 @@
+"""Server counters shared by the worker processes.
+
+The master process maps one anonymous shared memory block before it forks;
+each worker owns one slot and is its only writer, so no locks are needed.
+On the hot path a worker only bumps plain attributes of its `Slot`; they
+reach shared memory once a second (`Slot.flush`), which is as fresh as a
+status page needs. Distinct client addresses are estimated by linear
+counting over a bitmap per worker (OR-ed together when read): a few
+kilobytes, whatever the number of clients.
+
+`Counters.snapshot()` is the `counters` dict the status module renders:
+
+    started            epoch seconds when the server started
+    uptime             seconds since then
+    workers            number of worker slots
+    connections_open   connections open now
+    connections_total  connections accepted since start
+    requests_total     requests answered since start
+    bytes_sent         response bytes (headers and bodies) since start
+    responses          {"1xx": n, "2xx": n, "3xx": n, "4xx": n, "5xx": n}
+    clients            distinct client addresses since start (approximate)
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import struct
+import time
+import zlib
+
+FIELDS = ("connections_open", "connections_total", "requests_total", "bytes_sent",
+          "r1xx", "r2xx", "r3xx", "r4xx", "r5xx")
+BITMAP_BITS = 1 << 16
+_BITMAP_BYTES = BITMAP_BITS // 8
+_SLOT_BYTES = len(FIELDS) * 8 + _BITMAP_BYTES
+_HEADER = struct.Struct("<dQ")   # started, workers
+
+
+class Counters:
+    """The shared block; create it in the master before forking workers."""
+
+    def __init__(self, workers: int, started: float | None = None):
+        self.workers = workers
+        self._mem = mmap.mmap(-1, _HEADER.size + workers * _SLOT_BYTES)
+        self.started = time.time() if started is None else started
+        _HEADER.pack_into(self._mem, 0, self.started, workers)
+
+    def slot(self, index: int) -> Slot:
+        if not 0 <= index < self.workers:
+            raise IndexError(f"worker slot {index} outside 0..{self.workers - 1}")
+        return Slot(self._mem, _HEADER.size + index * _SLOT_BYTES)
+
+    def snapshot(self) -> dict:
+        totals = [0] * len(FIELDS)
+        bitmap = 0
+        for i in range(self.workers):
+            base = _HEADER.size + i * _SLOT_BYTES
+            values = struct.unpack_from(f"<{len(FIELDS)}Q", self._mem, base)
+            totals = [a + b for a, b in zip(totals, values, strict=True)]
+            start = base + len(FIELDS) * 8
+            bitmap |= int.from_bytes(self._mem[start:start + _BITMAP_BYTES], "little")
+        by_name = dict(zip(FIELDS, totals, strict=True))
+        now = time.time()
+        return {
+            "started": self.started,
+            "uptime": max(0.0, now - self.started),
+            "workers": self.workers,
+            "connections_open": by_name["connections_open"],
+            "connections_total": by_name["connections_total"],
+            "requests_total": by_name["requests_total"],
+            "bytes_sent": by_name["bytes_sent"],
+            "responses": {f"{c}xx": by_name[f"r{c}xx"] for c in range(1, 6)},
+            "clients": estimate_distinct(bitmap.bit_count(), BITMAP_BITS),
+        }
+
+
+def estimate_distinct(set_bits: int, bits: int) -> int:
+    """Linear counting: n ~ -m ln(zero share); saturates gracefully."""
+    zeros = bits - set_bits
+    if zeros <= 0:
+        return int(bits * math.log(bits))
+    return round(-bits * math.log(zeros / bits))
+
+
+class Slot:
+    """One worker's counters; plain attributes on the hot path."""
+
+    __slots__ = ("_mem", "_base", "connections_open", "connections_total", "requests_total",
+                 "bytes_sent", "responses", "_bitmap")
+
+    def __init__(self, mem: mmap.mmap, base: int):
+        self._mem, self._base = mem, base
+        self.connections_open = self.connections_total = self.requests_total = self.bytes_sent = 0
+        self.responses = [0] * 6          # index: status // 100
+        self._bitmap = bytearray(_BITMAP_BYTES)
+
+    def saw_client(self, address: str) -> None:
+        h = zlib.crc32(address.encode()) % BITMAP_BITS
+        self._bitmap[h >> 3] |= 1 << (h & 7)
+
+    def flush(self) -> None:
+        r = self.responses
+        struct.pack_into(f"<{len(FIELDS)}Q", self._mem, self._base, self.connections_open,
+                         self.connections_total, self.requests_total, self.bytes_sent,
+                         r[1], r[2], r[3], r[4], r[5])
+        start = self._base + len(FIELDS) * 8
+        self._mem[start:start + _BITMAP_BYTES] = self._bitmap

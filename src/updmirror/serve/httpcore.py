@@ -1,0 +1,214 @@
+"""HTTP/1.1 message pieces for the hot path: parse a request head, render
+a response head, read `Range` and the conditional headers.
+
+Pure functions over bytes, so tests can call them directly and the
+protocol (serve/protocol.py) stays a thin layer of I/O around them. Only the
+headers the server acts on are kept; everything is ASCII bytes until a
+decision needs a string.
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate, parsedate_to_datetime
+
+#: Longest request line accepted (414 beyond); vendor paths are < 200 bytes.
+MAX_REQUEST_LINE = 4096
+#: Largest request head accepted (431 beyond): request line and all headers.
+MAX_HEAD = 16384
+MAX_HEADERS = 100
+
+REASONS = {
+    200: "OK", 206: "Partial Content", 304: "Not Modified", 400: "Bad Request",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    408: "Request Timeout", 414: "URI Too Long", 416: "Range Not Satisfiable",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+}
+
+STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in REASONS.items()}
+SERVER = b"Server: updmirror\r\n"
+
+
+class HttpError(Exception):
+    """A request the server answers with an error status, then closes."""
+
+    def __init__(self, status: int, detail: str = ""):
+        super().__init__(detail or REASONS.get(status, ""))
+        self.status = status
+        self.detail = detail
+
+
+class Request:
+    """The parts of a request head the server acts on."""
+
+    __slots__ = ("method", "target", "path", "version", "keep_alive", "user_agent", "range",
+                 "if_none_match", "if_modified_since", "if_range", "authorization",
+                 "spread_control", "referer", "has_body", "line")
+
+    def __init__(self) -> None:
+        self.user_agent = self.range = self.if_none_match = self.if_modified_since = None
+        self.if_range = self.authorization = self.spread_control = self.referer = None
+        self.has_body = False
+
+
+#: Header name (lower case) -> Request attribute.
+_WANTED = {
+    b"user-agent": "user_agent", b"range": "range", b"if-none-match": "if_none_match",
+    b"if-modified-since": "if_modified_since", b"if-range": "if_range",
+    b"authorization": "authorization", b"eset-spread-control": "spread_control",
+    b"referer": "referer",
+}
+
+
+def parse_head(head: bytes) -> Request:
+    """A request head (without the final CRLF CRLF) to a Request.
+
+    Raises HttpError for anything malformed. Strict on purpose: obsolete
+    line folding and whitespace before the colon are refused, as they are
+    the usual tools of request smuggling.
+    """
+    line_end = head.find(b"\r\n")
+    line = head if line_end < 0 else head[:line_end]
+    if len(line) > MAX_REQUEST_LINE:
+        raise HttpError(414, "request line too long")
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line")
+    method, target, version = parts
+    req = Request()
+    req.line = line
+    req.method = method
+    if version == b"HTTP/1.1":
+        req.version, req.keep_alive = 11, True
+    elif version == b"HTTP/1.0":
+        req.version, req.keep_alive = 10, False
+    elif version.startswith(b"HTTP/"):
+        raise HttpError(505, "only HTTP/1.0 and HTTP/1.1")
+    else:
+        raise HttpError(400, "malformed request line")
+    if target[:1] != b"/":
+        # absolute-form, which proxies send: keep only the path
+        lowered = target[:8].lower()
+        if lowered.startswith(b"http://") or lowered.startswith(b"https://"):
+            slash = target.find(b"/", target.find(b"//") + 2)
+            target = b"/" if slash < 0 else target[slash:]
+        else:
+            raise HttpError(400, "request target must be a path")
+    req.target = target
+    q = target.find(b"?")
+    req.path = target if q < 0 else target[:q]
+    if line_end < 0:
+        return req
+    lines = head[line_end + 2:].split(b"\r\n")
+    if len(lines) > MAX_HEADERS:
+        raise HttpError(431, "too many header fields")
+    for h in lines:
+        name, sep, value = h.partition(b":")
+        if not sep or not name or name[-1:] in (b" ", b"\t") or h[:1] in (b" ", b"\t"):
+            raise HttpError(400, "malformed header field")
+        name = name.lower()
+        attr = _WANTED.get(name)
+        if attr is not None:
+            setattr(req, attr, value.strip())
+        elif name == b"connection":
+            tokens = value.lower()
+            if b"close" in tokens:
+                req.keep_alive = False
+            elif b"keep-alive" in tokens:
+                req.keep_alive = True
+        elif name == b"content-length":
+            if value.strip() != b"0":
+                req.has_body = True
+        elif name == b"transfer-encoding":
+            req.has_body = True
+    return req
+
+
+def parse_range(value: bytes, size: int) -> tuple[int, int] | None:
+    """A single `bytes=` range to (first, last) inclusive, clipped to the file.
+
+    None means "ignore the header and send the whole file" (multiple ranges,
+    another unit, a malformed value: RFC 9110 lets a server ignore them).
+    Raises HttpError(416) when the range lies outside the file.
+    """
+    if not value.startswith(b"bytes=") or b"," in value:
+        return None
+    spec = value[6:].strip()
+    first, dash, last = spec.partition(b"-")
+    if not dash:
+        return None
+    try:
+        if not first:
+            n = int(last)
+            if n <= 0 or not last.isdigit():
+                raise HttpError(416)
+            return (max(0, size - n), size - 1) if size else _unsatisfiable()
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size:
+        raise HttpError(416)
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable() -> tuple[int, int]:
+    raise HttpError(416)
+
+
+def etag_matches(header: bytes, etag: bytes) -> bool:
+    """If-None-Match: `*` or a list holding our ETag (weak comparison)."""
+    if header == b"*" or header == etag:
+        return True
+    for item in header.split(b","):
+        item = item.strip()
+        if item.startswith(b"W/"):
+            item = item[2:]
+        if item == etag:
+            return True
+    return False
+
+
+def parse_http_date(value: bytes) -> float | None:
+    try:
+        return parsedate_to_datetime(value.decode("ascii")).timestamp()
+    except (ValueError, TypeError, UnicodeDecodeError, IndexError):
+        return None
+
+
+def http_date(ts: float) -> bytes:
+    return formatdate(ts, usegmt=True).encode("ascii")
+
+
+class DateCache:
+    """The `Date` header value, formatted at most once a second."""
+
+    __slots__ = ("second", "value")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.value = b""
+
+    def get(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.second = second
+            self.value = b"Date: " + http_date(now) + b"\r\n"
+        return self.value
+
+
+def error_response(status: int, date: bytes, *, close: bool, extra: bytes = b"",
+                   body: bytes | None = None, head_only: bool = False) -> bytes:
+    """A complete small response for an error or a refusal."""
+    if body is None:
+        body = f"{status} {REASONS.get(status, '')}\n".encode()
+    head = (STATUS_LINES[status] + SERVER + date + b"Content-Type: text/plain; charset=utf-8\r\n"
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n" + extra
+            + (b"Connection: close\r\n" if close else b"") + b"\r\n")
+    return head if head_only else head + body

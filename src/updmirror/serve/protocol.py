@@ -1,0 +1,579 @@
+"""One client connection: the hot path of the server.
+
+An `asyncio.Protocol` rather than a framework, because a mirror answers
+almost only two kinds of requests, both decided by one dictionary lookup in
+the snapshot's tables (serve/tables.py): an index or small file, already in
+memory with its headers rendered, sent with one write; or a module file,
+sent zero-copy with sendfile(2) from a file opened for this request (the
+open file keeps its inode, so a snapshot switch or clean-up cannot cut a
+download short).
+
+Requests on a connection are answered strictly in order: while a response
+is being sent (or a password checked), further pipelined requests wait in
+a small buffer and reading pauses, so a client that sends without reading
+cannot make the server hold more than one response for it. Timeouts are
+kept as one deadline per connection that the worker's once-a-second sweep
+enforces, which costs nothing per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from updmirror.errors import UnsafePathError
+from updmirror.eset.modules import normalise_path
+
+from .basic import CHALLENGE, parse_basic
+from .httpcore import (
+    MAX_HEAD,
+    MAX_REQUEST_LINE,
+    SERVER,
+    STATUS_LINES,
+    HttpError,
+    Request,
+    error_response,
+    etag_matches,
+    parse_head,
+    parse_http_date,
+    parse_range,
+)
+
+if TYPE_CHECKING:
+    from .tables import FileEntry
+    from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+#: A request head must be complete this long after its first byte (or after
+#: the connection opened); slow clients cannot hold connections open.
+HEADER_TIMEOUT = 10.0
+#: An idle keep-alive connection is closed after this long.
+IDLE_TIMEOUT = 60.0
+#: A response that makes no progress for this long is abandoned.
+SEND_TIMEOUT = 60.0
+#: sendfile(2) in steps of this size, so progress (and the deadline) is seen.
+SENDFILE_STEP = 256 * 1024
+
+ROUTED_PATHS = (b"/update.ver", b"/dll/update.ver")
+STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metrics"}
+_ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
+_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
+_CLOSE = b"Connection: close\r\n"
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = ("w", "transport", "sock_fd", "addr", "allowed", "allow_generation", "buf",
+                 "busy", "closing", "deadline", "idle", "write_paused", "reading_paused",
+                 "peer_eof", "user", "task", "memo_key", "sending")
+
+    def __init__(self, worker: Worker):
+        self.w = worker
+        self.transport = None
+        self.buf = b""
+        self.busy = self.closing = self.idle = False
+        self.write_paused = self.reading_paused = self.peer_eof = False
+        self.user: str | None = None
+        self.task: asyncio.Task | None = None
+        self.sock_fd = -1
+        self.memo_key: bytes | None = None
+        self.sending: _FileSend | None = None
+
+    # -- connection events ------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        w = self.w
+        self.transport = transport
+        w.connections.add(self)
+        slot = w.slot
+        slot.connections_open += 1
+        slot.connections_total += 1
+        peer = transport.get_extra_info("peername")
+        self.addr = peer[0] if peer else "-"
+        slot.saw_client(self.addr)
+        self.deadline = w.clock + HEADER_TIMEOUT
+        if not w.tls:
+            sock = transport.get_extra_info("socket")
+            self.sock_fd = sock.fileno() if sock is not None else -1
+        self.allowed = w.allow.permits(self.addr)
+        self.allow_generation = w.allow_generation
+        if len(w.connections) > w.max_connections:
+            body = (f"503 Service Unavailable: this mirror serves at most "
+                    f"{w.cfg.http.max_connections} connections at once; retry in a moment\n").encode()
+            self._send_error(503, None, close=True, extra=b"Retry-After: 5\r\n", body=body)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        w = self.w
+        w.connections.discard(self)
+        w.slot.connections_open -= 1
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.sending is not None:
+            # Before the transport closes the socket: the selector must forget
+            # the writer callback registered for this descriptor.
+            self._end_send(self.sending)
+
+    def eof_received(self) -> bool:
+        # Keep the half-closed connection until what was asked is answered.
+        self.peer_eof = True
+        if not self.busy and not self.buf:
+            self.closing = True
+            return False
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.deadline = self.w.clock + SEND_TIMEOUT
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.busy and not self.closing:
+            self._continue()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.idle:
+            self.idle = False
+            self.deadline = self.w.clock + HEADER_TIMEOUT
+        if self.buf:
+            self.buf += data
+        else:
+            self.buf = data
+        if self.busy or self.write_paused:
+            if len(self.buf) > MAX_HEAD and not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
+            return
+        self._process()
+
+    # -- the request loop ---------------------------------------------------------
+    def _process(self) -> None:
+        buf = self.buf
+        pos = 0
+        while not (self.busy or self.closing or self.write_paused):
+            while buf.startswith(b"\r\n", pos):
+                pos += 2   # stray CRLF between requests (RFC 9112 2.2)
+            end = buf.find(b"\r\n\r\n", pos)
+            if end < 0:
+                if len(buf) - pos > MAX_HEAD:
+                    first = buf.find(b"\r\n", pos)
+                    too_long_line = first < 0 or first - pos > MAX_REQUEST_LINE
+                    self._send_error(414 if too_long_line else 431, None, close=True)
+                    pos = len(buf)
+                break
+            if end - pos > MAX_HEAD:
+                self._send_error(431, None, close=True)
+                pos = len(buf)
+                break
+            head = buf[pos:end]
+            pos = end + 4
+            self._request(head)
+        rest = buf[pos:] if pos else buf
+        self.buf = bytes(rest) if rest else b""
+        if not (self.busy or self.closing):
+            if self.w.stopping:
+                self.closing = True
+                self.transport.close()
+                return
+            if not self.buf:
+                if self.peer_eof:
+                    self.closing = True
+                    self.transport.close()
+                    return
+                self.idle = True
+                self.deadline = self.w.clock + IDLE_TIMEOUT
+            if self.reading_paused and not self.write_paused:
+                self.reading_paused = False
+                self.transport.resume_reading()
+
+    def _continue(self) -> None:
+        """Resume after an asynchronous response finished."""
+        if self.closing:
+            return
+        self.deadline = self.w.clock + HEADER_TIMEOUT
+        self._process()
+
+    def _request(self, head: bytes) -> None:
+        w = self.w
+        w.slot.requests_total += 1
+        if self.allow_generation != w.allow_generation:
+            self.allowed = w.allow.permits(self.addr)
+            self.allow_generation = w.allow_generation
+        memo = w.memo
+        if memo.second != int(time.time()):
+            memo.renew()
+        hit = memo.answers.get(head)
+        if hit is not None and self.allowed:
+            # The same request head as one answered this second: same answer.
+            req, status, data, body_len = hit
+            self.user = None
+            self._finish(req, status, data, body_len)
+            return
+        self.memo_key = head if memo.enabled else None
+        self.user = None
+        try:
+            req = parse_head(head)
+        except HttpError as exc:
+            self._send_error(exc.status, None, close=True)
+            return
+        if not self.allowed:
+            self._send_error(403, req, close=True)
+            return
+        method = req.method
+        if method != b"GET" and method != b"HEAD":
+            self._send_error(405, req, close=True, extra=_ALLOW_HEADER)
+            return
+        if req.has_body:
+            req.keep_alive = False   # the body is not read; the connection cannot go on
+        kind = STATUS_PATHS.get(req.path)
+        if kind is not None:
+            self.memo_key = None
+            admin = w.status_admin
+            if (admin or w.auth is not None) and not self._authorise(req, admin, self._status):
+                return
+            self._status(req)
+            return
+        if w.auth is not None and not self._authorise(req, admin=False, then=self._serve_file):
+            return
+        self._serve_file(req)
+
+    # -- authentication ---------------------------------------------------------
+    def _authorise(self, req: Request, admin: bool, then) -> bool:
+        """True to go on now; False when answered or when a check runs in a thread."""
+        w = self.w
+        creds = parse_basic(req.authorization)
+        if creds is None:
+            self._send_error(401, req, close=not req.keep_alive, extra=CHALLENGE)
+            return False
+        user, password = creds
+        if w.failed.blocked(self.addr):
+            self._send_error(429, req, close=True, extra=b"Retry-After: 60\r\n")
+            return False
+        if admin and user not in w.admin_users:
+            self.user = user
+            self._send_error(403, req, close=not req.keep_alive)
+            return False
+        if w.memory.knows(user, password):
+            self.user = user
+            return True
+        # The password hash is slow on purpose: check it off the event loop.
+        self.busy = True
+        self.task = w.loop.create_task(self._check_password(req, user, password, then))
+        return False
+
+    async def _check_password(self, req: Request, user: str, password: str, then) -> None:
+        w = self.w
+        try:
+            ok = await w.loop.run_in_executor(None, w.htpasswd.check, user, password)
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            log.exception("password check failed")
+            ok = False
+        if self.closing:
+            return
+        self.busy = False
+        if ok:
+            w.memory.remember(user, password)
+            w.failed.reset(self.addr)
+            self.user = user
+            then(req)
+        else:
+            w.failed.record(self.addr)
+            self.user = user
+            self._send_error(401, req, close=not req.keep_alive, extra=CHALLENGE)
+        if not self.busy:
+            self._continue()
+
+    # -- answers ----------------------------------------------------------------------
+    def _status(self, req: Request) -> None:
+        w = self.w
+        kind = STATUS_PATHS[req.path]
+        try:
+            answer = w.render_status(kind)
+        except Exception:
+            log.exception("rendering %s failed", req.path.decode())
+            self._send_error(500, req, close=not req.keep_alive)
+            return
+        if answer is None:
+            self._send_error(503, req, close=not req.keep_alive,
+                             body=b"503 Service Unavailable: the status module is not installed\n")
+            return
+        body, ctype = answer
+        head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: " + ctype
+                + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\n" + _connection(req) + b"\r\n")
+        self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
+
+    def _serve_file(self, req: Request) -> None:
+        tables = self.w.tables
+        path = req.path
+        if path in ROUTED_PATHS:
+            entry = tables.for_agent(path, req.user_agent, req.spread_control)
+        else:
+            entry = tables.files.get(path)
+            if entry is None:
+                try:
+                    clean = _clean_path(path)
+                except UnsafePathError:
+                    self._send_error(400, req, close=True)
+                    return
+                if clean in ROUTED_PATHS:
+                    entry = tables.for_agent(clean, req.user_agent, req.spread_control)
+                else:
+                    entry = tables.files.get(clean)
+        if entry is None:
+            self._send_error(404, req, close=not req.keep_alive)
+            return
+        self._send_entry(req, entry)
+
+    def _send_entry(self, req: Request, entry: FileEntry) -> None:
+        w = self.w
+        if req.if_none_match is not None:
+            if etag_matches(req.if_none_match, entry.etag):
+                self._not_modified(req, entry)
+                return
+        elif req.if_modified_since is not None:
+            ims = req.if_modified_since
+            if ims == entry.last_modified:
+                self._not_modified(req, entry)
+                return
+            since = parse_http_date(ims)
+            if since is not None and entry.mtime <= since:
+                self._not_modified(req, entry)
+                return
+        size = entry.size
+        start, count, status = 0, size, 200
+        length = entry.length_header
+        if req.range is not None and (req.if_range is None or req.if_range == entry.etag
+                                      or req.if_range == entry.last_modified):
+            try:
+                span = parse_range(req.range, size)
+            except HttpError:
+                self._send_error(416, req, close=not req.keep_alive,
+                                 extra=b"Content-Range: bytes */%d\r\n" % size)
+                return
+            if span is not None:
+                start, count, status = span[0], span[1] - span[0] + 1, 206
+                length = b"Content-Length: %d\r\nContent-Range: bytes %d-%d/%d\r\n" % (
+                    count, start, span[1], size)
+        head = (STATUS_LINES[status] + SERVER + w.date.get() + entry.headers + length
+                + _connection(req) + b"\r\n")
+        if req.method == b"HEAD" or count == 0:
+            self._finish(req, status, head, 0)
+            self._remember(req, status, head, 0)
+            return
+        body = entry.body
+        if body is not None:
+            data = head + (body if status == 200 else body[start:start + count])
+            self._finish(req, status, data, count)
+            self._remember(req, status, data, count)
+            return
+        try:
+            f = open(entry.fs_path, "rb", buffering=0)
+        except OSError:
+            # The snapshot was cleaned up since the tables were built.
+            self._send_error(404, req, close=not req.keep_alive)
+            return
+        self.transport.write(head)
+        self._send_file(req, status, f, start, count, len(head))
+
+    def _send_file(self, req: Request, status: int, f, offset: int, count: int, head_len: int) -> None:
+        w = self.w
+        if self.sock_fd < 0 or w.add_writer is None:
+            # TLS (or a loop without writer callbacks): asyncio's sendfile reads
+            # and writes in bounded chunks instead.
+            self.busy = True
+            self.deadline = w.clock + SEND_TIMEOUT
+            self.task = w.loop.create_task(
+                self._send_file_rest(req, status, f, offset, count, head_len, count))
+            return
+        self.sending = _FileSend(req, status, f, offset, count, head_len)
+        self.busy = True
+        if self.transport.get_write_buffer_size():
+            # The head is still queued in the transport: start once it drained.
+            self.task = w.loop.create_task(self._send_after_drain())
+        else:
+            self._send_some(inline=True)
+
+    async def _send_after_drain(self) -> None:
+        while self.transport.get_write_buffer_size() and not self.closing:
+            await asyncio.sleep(0.01)
+        if not self.closing:
+            self._send_some()
+
+    def _send_some(self, inline: bool = False) -> None:
+        """sendfile(2) straight to the socket until done or the socket is full.
+
+        The transport is idle meanwhile (its buffer is empty and nothing else is
+        written until this response is done), so writing around it keeps order.
+        `inline`: called from the request loop, which goes on by itself.
+        """
+        job = self.sending
+        if job is None or self.closing:
+            return
+        fd = job.file.fileno()
+        try:
+            while job.remaining:
+                n = os.sendfile(self.sock_fd, fd, job.offset, job.remaining)
+                if n == 0:
+                    raise OSError("file shorter than its table entry")
+                job.offset += n
+                job.remaining -= n
+                job.sent += n
+        except BlockingIOError:
+            self.deadline = self.w.clock + SEND_TIMEOUT
+            if not job.waiting:
+                job.waiting = True
+                self.w.add_writer(self.sock_fd, self._send_some)
+            return
+        except OSError:
+            self._end_send(job)
+            self._log(job.req, job.status, job.count - job.remaining)
+            self.closing = True
+            self.transport.abort()
+            return
+        self._end_send(job)
+        req = job.req
+        self._account(req, job.status, job.head_len + job.count, job.count)
+        self.busy = False
+        if not req.keep_alive:
+            self.closing = True
+            self.transport.close()
+            return
+        if not inline:
+            self._continue()
+
+    def _end_send(self, job: _FileSend) -> None:
+        if job.waiting:
+            self.w.remove_writer(self.sock_fd)
+        job.file.close()
+        self.sending = None
+
+    async def _send_file_rest(self, req: Request, status: int, f, offset: int, remaining: int,
+                              done: int, count: int) -> None:
+        w = self.w
+        try:
+            while remaining > 0:
+                n = await w.loop.sendfile(self.transport, f, offset, min(remaining, SENDFILE_STEP))
+                if n <= 0:
+                    raise OSError("file shorter than its table entry")
+                offset += n
+                remaining -= n
+                done += n
+                self.deadline = w.clock + SEND_TIMEOUT
+        except (asyncio.CancelledError, OSError, RuntimeError):
+            f.close()
+            self._log(req, status, count - remaining)
+            self.closing = True
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        f.close()
+        self._account(req, status, done, count)
+        self.busy = False
+        if not req.keep_alive:
+            self.closing = True
+            self.transport.close()
+            return
+        self._continue()
+
+    def _not_modified(self, req: Request, entry: FileEntry) -> None:
+        head = (STATUS_LINES[304] + SERVER + self.w.date.get() + b"ETag: " + entry.etag
+                + b"\r\nLast-Modified: " + entry.last_modified + b"\r\n" + _connection(req) + b"\r\n")
+        self._finish(req, 304, head, 0)
+        self._remember(req, 304, head, 0)
+
+    def _remember(self, req: Request, status: int, data: bytes, body_len: int) -> None:
+        key = self.memo_key
+        if key is not None and self.user is None:
+            self.w.memo.put(key, (req, status, data, body_len))
+
+    def _send_error(self, status: int, req: Request | None, *, close: bool, extra: bytes = b"",
+                    body: bytes | None = None) -> None:
+        if req is not None and not req.keep_alive:
+            close = True
+        data = error_response(status, self.w.date.get(), close=close, extra=extra, body=body,
+                              head_only=req is not None and req.method == b"HEAD")
+        self._finish(req, status, data, len(body) if body else 0, close=close)
+
+    def _finish(self, req: Request | None, status: int, data: bytes, body_len: int,
+                close: bool | None = None) -> None:
+        self.transport.write(data)
+        self._account(req, status, len(data), body_len)
+        if close if close is not None else (req is None or not req.keep_alive):
+            self.closing = True
+            self.transport.close()
+
+    def _account(self, req: Request | None, status: int, wire_bytes: int, body_len: int) -> None:
+        slot = self.w.slot
+        slot.bytes_sent += wire_bytes
+        slot.responses[status // 100] += 1
+        if self.w.log_requests:
+            self._log(req, status, body_len)
+
+    def _log(self, req: Request | None, status: int, body_len: int) -> None:
+        if req is None:
+            self.w.access_log.record(self.addr, None, None, status, body_len, None, None)
+        else:
+            self.w.access_log.record(self.addr, self.user, req.line, status, body_len,
+                                     req.referer, req.user_agent)
+
+    # -- the worker's sweep -----------------------------------------------------------
+    def expire(self) -> None:
+        """The deadline passed: idle, too slow to send its head, or stalled."""
+        if self.closing:
+            return
+        self.closing = True
+        if self.busy or self.write_paused:
+            self.transport.abort()
+        elif self.idle:
+            self.transport.close()
+        else:
+            self.transport.write(error_response(408, self.w.date.get(), close=True))
+            self.w.slot.responses[4] += 1
+            self.transport.close()
+
+    def shut(self) -> None:
+        """The server is stopping: close now if idle, else after this response."""
+        if not self.busy and not self.buf:
+            self.closing = True
+            self.transport.close()
+
+
+class _FileSend:
+    """A file response in progress."""
+
+    __slots__ = ("req", "status", "file", "offset", "remaining", "count", "head_len", "sent",
+                 "waiting")
+
+    def __init__(self, req: Request, status: int, f, offset: int, count: int, head_len: int):
+        self.req, self.status, self.file = req, status, f
+        self.offset, self.remaining, self.count = offset, count, count
+        self.head_len, self.sent, self.waiting = head_len, 0, False
+
+
+def _connection(req: Request) -> bytes:
+    if not req.keep_alive:
+        return _CLOSE
+    return _KEEP_ALIVE_10 if req.version == 10 else b""
+
+
+def _clean_path(raw: bytes) -> bytes:
+    """The request path decoded once and checked, or UnsafePathError.
+
+    Encoded separators, backslashes and NUL are refused before decoding, so
+    that no spelling of `..` or of a path separator reaches the lookup.
+    """
+    lowered = raw.lower()
+    if b"%2f" in lowered or b"%5c" in lowered or b"%00" in lowered or b"\\" in raw or b"\0" in raw:
+        raise UnsafePathError("request: encoded separator, backslash or NUL in the path")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise UnsafePathError("request: raw non-ASCII bytes in the path") from None
+    return normalise_path(text, "request").encode("utf-8")

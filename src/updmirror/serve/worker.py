@@ -1,0 +1,261 @@
+"""One serving process: an event loop, its listening sockets, the tables of
+the snapshot it serves, and the once-a-second housekeeping.
+
+Housekeeping (`_tick`) does everything that must not cost per request:
+enforce connection deadlines, publish counters to shared memory, flush the
+access log, and look at the store's `current` link (one readlink) to load
+the tables of a new snapshot in a thread while the old ones keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import socket
+import ssl
+import time
+from typing import Any
+
+from updmirror import config
+from updmirror.config import Config
+from updmirror.errors import ConfigError, UpdmirrorError
+from updmirror.store.snapshots import Store
+
+from . import tables as tables_mod
+from .accesslog import AccessLog
+from .allow import AllowList
+from .basic import CheckMemory
+from .counters import Counters
+from .httpcore import DateCache
+from .memo import ResponseMemo
+from .protocol import Connection
+
+log = logging.getLogger(__name__)
+
+#: Pending connections the kernel queues per listening socket.
+BACKLOG = 4096
+#: On shutdown, responses in flight get this long to finish.
+SHUTDOWN_GRACE = 10.0
+
+STATUS_TYPES = {"html": b"text/html; charset=utf-8", "json": b"application/json",
+                "metrics": b"text/plain; version=0.0.4; charset=utf-8"}
+
+
+def load_password_check(cfg: Config) -> tuple[Any, Any]:
+    """(Htpasswd, FailedAttempts) when the configuration needs passwords, else (None, None).
+
+    Raises ConfigError (exit 2) naming the file when it cannot be read.
+    """
+    http = cfg.http
+    if http.auth != "basic" and http.status_access != "admin":
+        return None, None
+    if http.htpasswd is None:
+        raise ConfigError(f'{cfg.path}: [http] status_access = "admin" needs an htpasswd file: '
+                          "set [http] htpasswd")
+    try:
+        from updmirror.serve.auth import FailedAttempts, Htpasswd
+    except ImportError as exc:
+        raise ConfigError(f"{cfg.path}: [http] needs passwords, but this installation lacks "
+                          f"their module ({exc})") from None
+    return Htpasswd.load(http.htpasswd), FailedAttempts(limit=10, window=300.0)
+
+
+def tls_context(cfg: Config) -> ssl.SSLContext | None:
+    http = cfg.http
+    if http.tls_cert is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(http.tls_cert, http.tls_key)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename or http.tls_cert}: TLS certificate or key not found; "
+                          f"check [http] tls_cert and tls_key in {cfg.path}") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{http.tls_cert}, {http.tls_key}: cannot load the TLS certificate and "
+                          f"key ({getattr(exc, 'strerror', None) or exc}); check [http] tls_cert "
+                          f"and tls_key in {cfg.path}") from None
+    return ctx
+
+
+class Worker:
+    def __init__(self, cfg: Config, sockets: list[socket.socket], counters: Counters, *,
+                 index: int = 0, ssl_context: ssl.SSLContext | None = None):
+        self.cfg = cfg
+        self.store = Store(cfg.mirror.root)
+        self.sockets = sockets
+        self.counters = counters
+        self.slot = counters.slot(index)
+        self.index = index
+        self.ssl = ssl_context
+        self.tls = ssl_context is not None
+        self.connections: set[Connection] = set()
+        self.max_connections = math.ceil(cfg.http.max_connections / counters.workers)
+        self.date = DateCache()
+        self.clock = time.monotonic()
+        self.stopping = False
+        self.memory = CheckMemory()
+        self.memo = ResponseMemo()
+        self.add_writer = self.remove_writer = None
+        self.allow_generation = 0
+        self._apply(cfg, load_password_check(cfg))
+        self.access_log = AccessLog(cfg.http.access_log)
+        self.log_requests = self.access_log.enabled
+        try:
+            from updmirror.serve import status as status_module
+        except ImportError:
+            status_module = None
+        self.status_module = status_module
+        self.link = self._read_link()
+        self.tables = tables_mod.build(self.store, cfg.mirror.grace, cfg.http.default_tree)
+        self._building = False
+        self._stop: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _apply(self, cfg: Config, passwords: tuple[Any, Any]) -> None:
+        """Take the settings that may change on reload (SIGHUP)."""
+        self.allow = AllowList(cfg.http.allow)
+        self.allow_generation += 1
+        self.htpasswd, failed = passwords
+        if failed is not None and getattr(self, "failed", None) is None:
+            self.failed = failed
+        self.auth = self.htpasswd if cfg.http.auth == "basic" else None
+        self.status_admin = cfg.http.status_access == "admin"
+        self.admin_users = frozenset(cfg.http.admin_users)
+        self.cfg = cfg
+        self.memory.forget()
+        # Remembered answers were given under the old settings.
+        self.memo = ResponseMemo(enabled=self.auth is None)
+
+    # -- running ------------------------------------------------------------------
+    async def run(self, *, handle_signals: bool = True, ready: Any = None) -> None:
+        loop = self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        # sendfile(2) driven by writability callbacks of the selector loop; a
+        # loop without them falls back to loop.sendfile.
+        self.add_writer = getattr(loop, "_add_writer", None)
+        self.remove_writer = getattr(loop, "_remove_writer", None)
+        if handle_signals:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+        servers = [await loop.create_server(lambda: Connection(self), sock=sock, ssl=self.ssl,
+                                            backlog=BACKLOG)
+                   for sock in self.sockets]
+        self._log_serving()
+        tick = loop.call_later(1.0, self._tick)
+        if ready is not None:
+            ready()
+        try:
+            await self._stop.wait()
+        finally:
+            tick.cancel()
+            await self._shutdown(servers)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    def stop_threadsafe(self) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.stop)
+
+    async def _shutdown(self, servers: list[asyncio.AbstractServer]) -> None:
+        self.stopping = True
+        for server in servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.shut()
+        until = time.monotonic() + SHUTDOWN_GRACE
+        while self.connections and time.monotonic() < until:
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        await asyncio.sleep(0)
+        self.slot.flush()
+        self.access_log.close()
+
+    def _tick(self) -> None:
+        now = self.clock = time.monotonic()
+        late = [c for c in self.connections if c.deadline < now]
+        for conn in late:
+            conn.expire()
+        self.slot.flush()
+        self.access_log.flush()
+        self._check_snapshot()
+        self.loop.call_later(1.0, self._tick)
+
+    # -- snapshots ----------------------------------------------------------------
+    def _read_link(self) -> str | None:
+        try:
+            return os.readlink(self.store.current_link)
+        except OSError:
+            return None
+
+    def _check_snapshot(self, force: bool = False) -> None:
+        link = self._read_link()
+        expiry = self.tables.next_expiry
+        if not (force or link != self.link or (expiry is not None and time.time() >= expiry)):
+            return
+        if self._building:
+            return
+        self._building = True
+        self.loop.create_task(self._rebuild(link))
+
+    async def _rebuild(self, link: str | None) -> None:
+        try:
+            new = await self.loop.run_in_executor(
+                None, tables_mod.build, self.store, self.cfg.mirror.grace,
+                self.cfg.http.default_tree, self.tables)
+        except Exception:
+            log.exception("worker %d: cannot load the snapshot tables; still serving %s",
+                          self.index, self.tables.current_id)
+            return
+        finally:
+            self._building = False
+        changed = new.current_id != self.tables.current_id
+        self.tables = new
+        self.memo.renew()
+        self.link = link
+        if changed:
+            self._log_serving()
+
+    def _log_serving(self) -> None:
+        t = self.tables
+        if t.current is None:
+            log.warning("worker %d: the store %s has no snapshot yet; answering 404 until a sync "
+                        "publishes one (run: updmirror sync)", self.index, self.store.root)
+        else:
+            log.info("worker %d: serving snapshot %s (%d files%s)", self.index, t.current_id,
+                     len(t.files), f", and files of {len(t.grace_ids)} in their grace period"
+                     if t.grace_ids else "")
+
+    # -- SIGHUP ---------------------------------------------------------------------
+    def reload(self) -> None:
+        """Re-read the allow list and the htpasswd file; open connections stay."""
+        try:
+            cfg = config.load(self.cfg.path)
+            self._apply(cfg, load_password_check(cfg))
+            log.info("worker %d: reloaded the allow list and passwords from %s", self.index,
+                     self.cfg.path)
+        except UpdmirrorError as exc:
+            log.error("reload failed, keeping the previous settings: %s", exc)
+        try:
+            self.access_log.reopen()
+        except ConfigError as exc:
+            log.error("%s", exc)
+        if self.loop is not None:
+            self._check_snapshot(force=True)
+
+    # -- status pages ---------------------------------------------------------------
+    def render_status(self, kind: str) -> tuple[bytes, bytes] | None:
+        mod = self.status_module
+        if mod is None:
+            return None
+        self.slot.flush()
+        render = {"html": mod.render_status_html, "json": mod.render_status_json,
+                  "metrics": mod.render_metrics}[kind]
+        return render(self.store, self.cfg, self.counters.snapshot()), STATUS_TYPES[kind]
