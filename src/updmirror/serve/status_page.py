@@ -146,7 +146,7 @@ def _index_sections(facts: dict) -> list[str]:
 
 
 def _server(s: dict) -> str:
-    responses = ", ".join(f"{_e(k)}: {v:,}" for k, v in s["responses"].items()) or "none yet"
+    responses = ", ".join(f"{_e(k)}: {v:,}" for k, v in s["responses"].items() if v) or "none yet"
     cells = [
         ("Clients", f"{s['clients']:,}"),
         ("Requests", f"{s['requests_total']:,}"),
