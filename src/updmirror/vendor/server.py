@@ -21,7 +21,6 @@ import email.utils
 import gzip
 import hmac
 import json
-import logging
 import os
 import threading
 import zlib
@@ -40,8 +39,6 @@ from updmirror.eset.updatever import UpdateVer
 
 from . import VendorError
 from .faults import Fault, FaultSet
-
-log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 FILE_CHUNK = 256 * 1024  # fewer thread hops when serving large files
@@ -85,7 +82,11 @@ class _Body:
             for at in range(start, end, CHUNK):
                 yield self._patch(at, self.data[at:min(end, at + CHUNK)])
             return
-        with open(self.file, "rb") as f:
+        try:
+            f = open(self.file, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return  # removed after the headers went out: the client sees a short body
+        with f:
             f.seek(start)
             at = start
             while at < end:
@@ -252,8 +253,11 @@ class VendorServer:
             return self._simple(request, 404)
         if "endless" in kinds:
             return await self._endless(request, kinds["endless"])
-        stat = target.stat()
-        body = await self._body(target, stat.st_size, kinds)
+        try:
+            stat = target.stat()
+            body = await self._body(target, stat.st_size, kinds)
+        except FileNotFoundError:
+            return self._simple(request, 404)  # a publish removed it a moment ago
         return await self._send(request, body, stat.st_mtime, target.name, kinds)
 
     def _authorised(self, request: web.Request) -> bool:
@@ -317,11 +321,9 @@ class VendorServer:
             resp.headers["Content-Encoding"] = "gzip"
             resp.headers["Vary"] = "Accept-Encoding"
             if body.size <= GZIP_IN_MEMORY:
-                data = b"".join([c async for c in body.chunks(0, body.size)])
-                body = _Body(0, data=gzip.compress(data, mtime=0))
-                body.size = len(body.data)
-                start, end = 0, body.size
-                resp.content_length = body.size
+                data = gzip.compress(b"".join([c async for c in body.chunks(0, body.size)]), mtime=0)
+                body, start, end = _Body(len(data), data=data), 0, len(data)
+                resp.content_length = len(data)
             # else: streamed, chunked, no Content-Length
         else:
             resp.content_length = end - start
