@@ -195,7 +195,7 @@ class Sync:
 
         async def one(module: Module) -> None:
             async with semaphore:
-                if failures and len(failures) >= 20:
+                if len(failures) >= 8:
                     return  # enough to report; stop hammering a broken upstream
                 try:
                     await self._fetch_one(upstream, module, progress)
