@@ -1,0 +1,135 @@
+"""`updmirror status` and `updmirror passwd`, run as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from updmirror import config
+from updmirror.serve.auth import Htpasswd
+from updmirror.store.records import append_run
+from updmirror.store.snapshots import Store
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PASSWORD = "tr0ub4dor&3"
+HOUR = 3600.0
+INDEX = {"tree": "ep11", "channel": "regular", "path": "eset_upd/ep11/dll/update.ver", "versionid": 31234,
+         "files": 120, "bytes": 123_456_789}
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "mirror.toml"
+    path.write_text(f"""
+[upstream]
+url = "http://127.0.0.1:9/"
+username = "EAV-0123"
+password = "{PASSWORD}"
+
+[mirror]
+root = "store"
+trees = ["ep11"]
+interval = "1h"
+{extra}
+""")
+    return path
+
+
+def publish(store: Store, created: float) -> None:
+    builder = store.new_snapshot()
+    builder.write(INDEX["path"], b"[HOSTS]\r\n")
+    builder.publish({"indexes": [INDEX], "created": created, "files": 120, "bytes": 123_456_789})
+
+
+def record(store: Store, finished: float, ok: bool = True, message: str = "mirror is current") -> None:
+    indexes = [dict(INDEX, changed=False)] if ok else []
+    append_run(store.state, {"started": finished - 30, "finished": finished, "ok": ok, "message": message,
+                             "indexes": indexes, "files_fetched": 0, "bytes_fetched": 0, "errors": []})
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    cfg = config.load(write_config(tmp_path))
+    return cfg, Store(cfg.mirror.root), time.time()
+
+
+def updmirror(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "updmirror", *args], input=stdin, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=path), timeout=60)
+
+
+def test_status_command_exits_0_when_fresh(mirror, tmp_path):
+    cfg, store, now = mirror
+    publish(store, created=now - 600)
+    record(store, now - 600)
+    result = updmirror("status", "-c", str(cfg.path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("updmirror: fresh")
+    assert "eset_upd/ep11/dll/update.ver" in result.stdout and "31234" in result.stdout
+    as_json = updmirror("status", "-c", str(cfg.path), "--json")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)["indexes"][0]["version"] == 31234
+
+
+def test_status_command_exits_1_when_stale(mirror):
+    cfg, store, now = mirror
+    publish(store, created=now - 5 * HOUR)
+    record(store, now - 5 * HOUR)
+    result = updmirror("status", "-c", str(cfg.path))
+    assert result.returncode == 1
+    assert result.stdout.startswith("updmirror: STALE")
+
+
+def test_status_command_exits_1_when_the_last_sync_failed(mirror):
+    cfg, store, now = mirror
+    publish(store, created=now - 600)
+    record(store, now - 600)
+    record(store, now - 60, ok=False, message="upstream answered 503")
+    result = updmirror("status", "-c", str(cfg.path), "--json")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["state"] == "failed" and "upstream answered 503" in data["last_sync"]["message"]
+    assert PASSWORD not in result.stdout
+
+
+def test_status_command_exits_2_on_a_config_error(tmp_path):
+    result = updmirror("status", "-c", str(tmp_path / "missing.toml"))
+    assert result.returncode == 2
+    assert "missing.toml" in result.stderr and "not found" in result.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mirror]\nroot = 'x'\n")
+    result = updmirror("status", "-c", str(bad))
+    assert result.returncode == 2 and "[upstream]" in result.stderr
+
+
+def test_passwd_command_writes_bcrypt_from_stdin(tmp_path):
+    cfg_path = write_config(tmp_path, '\n[http]\nauth = "basic"\nhtpasswd = "htpasswd"\n')
+    result = updmirror("passwd", "-c", str(cfg_path), "alice", "--stdin", stdin="wonder land\n")
+    assert result.returncode == 0, result.stderr
+    assert "SIGHUP" in result.stdout and "wonder land" not in result.stdout + result.stderr
+    users = Htpasswd.load(tmp_path / "htpasswd")
+    assert users.check("alice", "wonder land") and not users.check("alice", "wonder land\n")
+    assert (tmp_path / "htpasswd").read_text().startswith("alice:$2b$")
+
+
+def test_passwd_command_needs_an_htpasswd_setting(tmp_path):
+    result = updmirror("passwd", "-c", str(write_config(tmp_path)), "alice", "--stdin", stdin="x\n")
+    assert result.returncode == 2
+    assert "htpasswd" in result.stderr and "mirror.toml" in result.stderr
+
+
+def test_passwd_asks_twice_and_refuses_a_mismatch(tmp_path, monkeypatch):
+    from updmirror.cli import main
+
+    cfg_path = write_config(tmp_path, '\n[http]\nauth = "basic"\nhtpasswd = "htpasswd"\n')
+    answers = iter(["first", "second"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert main(["passwd", "-c", str(cfg_path), "bob"]) == 1
+    assert not (tmp_path / "htpasswd").exists()
+    answers = iter(["same", "same"])
+    assert main(["passwd", "-c", str(cfg_path), "bob"]) == 0
+    assert Htpasswd.load(tmp_path / "htpasswd").check("bob", "same")
