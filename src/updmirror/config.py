@@ -126,8 +126,14 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
 def _upstream(t: _Table, base: Path) -> UpstreamConfig:
     url = t.str("url")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        t.fail("url", f"{url!r} is not an http:// or https:// URL")
+    if url.startswith("/") or parts.scheme == "file":
+        # A local folder (e.g. a shared folder mounted on the mirror).
+        folder = Path(parts.path if parts.scheme == "file" else url)
+        if not folder.is_dir():
+            t.fail("url", f"{folder} is not a folder")
+        url = folder.as_uri()
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        t.fail("url", f"{url!r} is not an http:// or https:// URL, nor a folder")
     if parts.username or parts.password:
         t.fail("url", "must not hold credentials; use username and password")
     if not url.endswith("/"):
@@ -143,6 +149,8 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
         except OSError as exc:
             t.fail("password_file", f"cannot read {pf} ({exc.strerror})")
     username = t.opt_str("username")
+    if username and ":" in username:
+        t.fail("username", "must not contain ':' (HTTP Basic authentication cannot carry it)")
     if username and not password:
         t.fail("password", "a username is set but no password or password_file")
     return UpstreamConfig(

@@ -86,3 +86,20 @@ def test_filters_by_platform_language_and_type():
     assert [m.section for m in got] == ["A640", "L1", "G0"]
     assert [m.section for m in select(mods, Selection(types=("lang",)))] == ["L0", "L1"]
     assert len(select(mods, Selection())) == 5
+
+
+def test_a_repository_under_a_path_prefix_keeps_paths_relative_to_its_root():
+    root = "http://proxy.example/eset/"
+    url = root + "eset_upd/ep11/dll/update.ver"
+    doc = index(section("A0", "/p/m/a.nup"), section("B0", "b.nup"),
+                section("C0", "http://proxy.example/eset/p/c.nup"))
+    a, b, c = modules(doc, url, root_url=root)
+    assert (a.url, a.path) == ("http://proxy.example/eset/p/m/a.nup", "/p/m/a.nup")
+    assert (b.url, b.path) == ("http://proxy.example/eset/eset_upd/ep11/dll/b.nup", "/eset_upd/ep11/dll/b.nup")
+    assert c.path == "/p/c.nup"
+
+
+def test_a_folder_repository_resolves_inside_the_folder():
+    root = "file:///srv/share/"
+    (m,) = modules(index(section("A0", "/p/m/a.nup")), root + "eset_upd/v5/update.ver", root_url=root)
+    assert (m.url, m.path) == ("file:///srv/share/p/m/a.nup", "/p/m/a.nup")

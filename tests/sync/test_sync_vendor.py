@@ -204,3 +204,14 @@ def test_a_sync_killed_at_random_points_leaves_a_served_snapshot_and_the_next_co
     assert_snapshot_complete(setup.store)
     # What earlier killed runs verified was re-used, not fetched again.
     assert report.files_reused > 0
+
+
+def test_a_mirror_can_sync_from_a_folder(setup, tmp_path):
+    text = setup.config_path.read_text()
+    text = text.replace(f'url = "{setup.server.url}"', f'url = "{setup.vendor_root / "www"}"')
+    setup.config_path.write_text(text.replace('username = "EAV-0123456789"\n', "")
+                                 .replace(f'password = "{PASSWORD}"\n', ""))
+    report = sync(setup)
+    assert report.ok, report.message
+    assert_snapshot_complete(setup.store)
+    assert setup.server.requests == []

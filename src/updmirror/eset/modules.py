@@ -60,7 +60,7 @@ def is_module_section(section: Section) -> bool:
 
 
 def modules(index: UpdateVer, index_url: str, *, allowed_hosts: Iterable[str] = (),
-            source: str | None = None) -> list[Module]:
+            source: str | None = None, root_url: str | None = None) -> list[Module]:
     """The module sections of `index`, with their files resolved.
 
     `index_url` is where the index was read from; `allowed_hosts` are other
@@ -68,15 +68,15 @@ def modules(index: UpdateVer, index_url: str, *, allowed_hosts: Iterable[str] = 
     """
     source = source or index_url
     allowed = {h.lower() for h in allowed_hosts}
-    return [module_from_section(s, index_url, allowed, source)
+    return [module_from_section(s, index_url, allowed, source, root_url)
             for s in index.sections if is_module_section(s)]
 
 
 def module_from_section(section: Section, index_url: str, allowed_hosts: set[str],
-                        source: str) -> Module:
+                        source: str, root_url: str | None = None) -> Module:
     where = f"{source} [{section.name}]"
     file_value = section.get("file") or ""
-    url, path = resolve_file(file_value, index_url, allowed_hosts, where)
+    url, path = resolve_file(file_value, index_url, allowed_hosts, where, root_url)
     m = _SECTION_NAME.match(section.name.upper())
     continuous = section.name.upper().startswith("CONTINUOUS_")
     mtype = section.get("type") or (m.group(2).lower() if m else section.name.lower())
@@ -112,12 +112,14 @@ def _int(section: Section, key: str, where: str) -> int | None:
 
 
 def resolve_file(file_value: str, index_url: str, allowed_hosts: set[str] | frozenset[str],
-                 where: str) -> tuple[str, str]:
-    """Resolve a `file=` value to (URL to fetch, normalised host-relative path).
+                 where: str, root_url: str | None = None) -> tuple[str, str]:
+    """Resolve a `file=` value to (URL to fetch, normalised repository path).
 
-    The three forms: a host-absolute path (against the index's host), a bare
-    name (against the index's folder), a full URL (its host must be the
-    index's or an allowed one).
+    The three forms: a host-absolute path (against the repository root), a
+    bare name (against the index's folder), a full URL (its host must be the
+    index's or an allowed one). The repository root `root_url` is the
+    index's host unless given: an upstream folder or a mirror under a path
+    prefix has its own root, and paths are relative to it.
     """
     if not file_value:
         raise FormatError(f"{where}: file= is empty")
@@ -128,6 +130,8 @@ def resolve_file(file_value: str, index_url: str, allowed_hosts: set[str] | froz
         raise UnsafePathError(f"{where}: file= {file_value!r} holds a NUL, a backslash "
                               "or a control character")
     base = urlsplit(index_url)
+    root = urlsplit(root_url) if root_url else base._replace(path="/", query="", fragment="")
+    prefix = root.path.rstrip("/")
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", file_value):
         target = urlsplit(file_value)
         if target.scheme.lower() not in ("http", "https"):
@@ -138,18 +142,25 @@ def resolve_file(file_value: str, index_url: str, allowed_hosts: set[str] | froz
             raise UnsafePathError(f"{where}: file= {file_value!r} points to another host "
                                   f"({host}); add it to the allowed hosts if that is intended")
         raw_path = target.path
+        if prefix and host == (base.hostname or "").lower() and raw_path.startswith(prefix + "/"):
+            raw_path = raw_path[len(prefix):]
         url = file_value
     elif file_value.startswith("//"):
         raise UnsafePathError(f"{where}: file= {file_value!r} is a network-path reference "
                               "to another host")
+    elif file_value.startswith("/"):
+        raw_path = file_value.split("?", 1)[0].split("#", 1)[0]
+        path = normalise_path(raw_path, where, file_value)
+        return root._replace(path=prefix + path).geturl(), path
     else:
+        # Check the name as written: urljoin would silently fold "../".
+        _check_segments(file_value.split("?", 1)[0], where, file_value)
         url = urljoin(index_url, file_value)
         raw_path = urlsplit(url).path
-        if file_value.startswith("/"):
-            raw_path = file_value.split("?", 1)[0].split("#", 1)[0]
-        else:
-            # Check the name as written: urljoin would silently fold "../".
-            _check_segments(file_value.split("?", 1)[0], where, file_value)
+        if prefix:
+            if not raw_path.startswith(prefix + "/"):
+                raise UnsafePathError(f"{where}: file= {file_value!r} is outside the repository")
+            raw_path = raw_path[len(prefix):]
     path = normalise_path(raw_path, where, file_value)
     return url, path
 

@@ -153,7 +153,7 @@ class Sync:
                 return
             plan.index = UpdateVer.parse(result.body, source=redact.url(plan.url))
             mods = modules(plan.index, plan.url, allowed_hosts=self.cfg.upstream.allowed_hosts,
-                           source=redact.url(plan.url))
+                           source=redact.url(plan.url), root_url=self.cfg.upstream.url)
             plan.modules = select(mods, self.selection)
             plan.upstream_date = _http_date(result.validators.get("last_modified"))
             log.info("index %s (%s, %s): version %s, %d of %d module files selected",
