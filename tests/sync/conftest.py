@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from synckit import PASSWORD, USER, Setup
 
-from updmirror import config
-from updmirror.eset.modules import modules
-from updmirror.eset.updatever import UpdateVer
-from updmirror.store import Store
 from updmirror.vendor.generate import VendorState, generate
 from updmirror.vendor.server import VendorServer
-
-USER = "EAV-0123456789"
-PASSWORD = "Pw-9x7Q2mZk"
 
 
 @pytest.fixture(scope="session")
@@ -24,45 +17,6 @@ def pristine_vendor(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("vendor-pristine")
     generate(root, seed=11, size_mb=3, trees=("ep11", "v16", "v5"))
     return root
-
-
-@dataclass
-class Setup:
-    vendor_root: Path
-    server: VendorServer
-    store_root: Path
-    config_path: Path
-    fingerprint: str
-
-    def cfg(self) -> config.Config:
-        return config.load(self.config_path)
-
-    @property
-    def store(self) -> Store:
-        return Store(self.store_root)
-
-    def write_config(self, trees=("ep11", "v16"), extra_upstream: str = "", extra_mirror: str = "") -> None:
-        self.config_path.write_text(f"""
-[upstream]
-url = "{self.server.url}"
-username = "{USER}"
-password = "{PASSWORD}"
-stall_timeout = 1.5
-min_speed = 20000
-retries = 1
-parallel = 4
-{extra_upstream}
-
-[mirror]
-root = "{self.store_root}"
-trees = {list(trees)!r}
-channels = ["regular"]
-grace = "1h"
-{extra_mirror}
-
-[verify]
-signing_keys = ["{self.fingerprint}"]
-""".replace("'", '"'))
 
 
 @pytest.fixture
@@ -75,15 +29,3 @@ def setup(pristine_vendor, tmp_path) -> Setup:
     s.write_config()
     yield s
     server.stop()
-
-
-def assert_snapshot_complete(store: Store) -> None:
-    """Every file every served index lists is in the snapshot, with its size."""
-    snap = store.current()
-    assert snap is not None
-    for entry in snap.manifest["indexes"]:
-        index = UpdateVer.parse((snap.tree / entry["path"]).read_bytes())
-        for m in modules(index, "http://mirror/" + entry["path"]):
-            f = snap.tree / m.path.lstrip("/")
-            assert f.is_file(), f"{m.path} listed by {entry['path']} is missing"
-            assert f.stat().st_size == m.size

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, assert_snapshot_complete
+from synckit import PASSWORD, assert_snapshot_complete
 
 from updmirror.errors import LockedError
 from updmirror.eset.trees import TREES

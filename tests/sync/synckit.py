@@ -1,0 +1,66 @@
+"""Shared pieces of the sync tests: the mirror set-up and its checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from updmirror import config
+from updmirror.eset.modules import modules
+from updmirror.eset.updatever import UpdateVer
+from updmirror.store import Store
+from updmirror.vendor.server import VendorServer
+
+USER = "EAV-0123456789"
+PASSWORD = "Pw-9x7Q2mZk"
+
+
+@dataclass
+class Setup:
+    vendor_root: Path
+    server: VendorServer
+    store_root: Path
+    config_path: Path
+    fingerprint: str
+
+    def cfg(self) -> config.Config:
+        return config.load(self.config_path)
+
+    @property
+    def store(self) -> Store:
+        return Store(self.store_root)
+
+    def write_config(self, trees=("ep11", "v16"), extra_upstream: str = "", extra_mirror: str = "") -> None:
+        self.config_path.write_text(f"""
+[upstream]
+url = "{self.server.url}"
+username = "{USER}"
+password = "{PASSWORD}"
+stall_timeout = 1.5
+min_speed = 20000
+retries = 1
+parallel = 4
+{extra_upstream}
+
+[mirror]
+root = "{self.store_root}"
+trees = {list(trees)!r}
+channels = ["regular"]
+grace = "1h"
+{extra_mirror}
+
+[verify]
+signing_keys = ["{self.fingerprint}"]
+""".replace("'", '"'))
+
+
+def assert_snapshot_complete(store: Store) -> None:
+    """Every file every served index lists is in the snapshot, with its size."""
+    snap = store.current()
+    assert snap is not None
+    for entry in snap.manifest["indexes"]:
+        index = UpdateVer.parse((snap.tree / entry["path"]).read_bytes())
+        for m in modules(index, "http://mirror/" + entry["path"]):
+            f = snap.tree / m.path.lstrip("/")
+            assert f.is_file(), f"{m.path} listed by {entry['path']} is missing"
+            assert f.stat().st_size == m.size
