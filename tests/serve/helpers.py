@@ -28,6 +28,8 @@ def publish(root: Path, modules: dict[str, bytes], indexes: dict[str, bytes]) ->
     builder = store.new_snapshot()
     for path, data in modules.items():
         pool = store.pool_file(path)
+        # As in the vendor's repository, a path never changes content.
+        assert not pool.exists() or pool.read_bytes() == data, f"{path} differs from the pool"
         if not pool.exists():
             pool.parent.mkdir(parents=True, exist_ok=True)
             pool.write_bytes(data)
@@ -41,20 +43,28 @@ def publish(root: Path, modules: dict[str, bytes], indexes: dict[str, bytes]) ->
     return builder.publish({"indexes": entries})
 
 
-def write_config(tmp: Path, root: Path, port: int, **http: object) -> Path:
-    lines = ["[upstream]", 'url = "http://127.0.0.1:9/"', "", "[mirror]", f'root = "{root}"',
-             'trees = ["ep11", "v16"]', "", "[http]", f'listen = ["127.0.0.1:{port}"]']
+def write_config(tmp: Path, root: Path, port: int, mirror: dict | None = None,
+                 upstream: dict | None = None, **http: object) -> Path:
+    """A mirror.toml; `mirror` and `upstream` add keys to those tables,
+    keyword arguments are [http] keys."""
+    lines = ["[upstream]", 'url = "http://127.0.0.1:9/"']
+    lines += [_toml(k, v) for k, v in (upstream or {}).items()]
+    lines += ["", "[mirror]", f'root = "{root}"', 'trees = ["ep11", "v16"]']
+    lines += [_toml(k, v) for k, v in (mirror or {}).items()]
+    lines += ["", "[http]", f'listen = ["127.0.0.1:{port}"]']
     http.setdefault("workers", 1)
-    for key, value in http.items():
-        if isinstance(value, str):
-            lines.append(f'{key} = "{value}"')
-        elif isinstance(value, (list, tuple)):
-            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
-        else:
-            lines.append(f"{key} = {value}")
+    lines += [_toml(k, v) for k, v in http.items()]
     path = tmp / "mirror.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml(key: str, value: object) -> str:
+    if isinstance(value, (str, Path)):
+        return f'{key} = "{value}"'
+    if isinstance(value, (list, tuple)):
+        return f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]"
+    return f"{key} = {value}"
 
 
 class ServerProcess:
@@ -115,7 +125,7 @@ class Client:
     def __init__(self, port: int, source: str = "127.0.0.1", timeout: float = 10.0):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                              source_address=(source, 0))
-        self.buf = b""
+        self.buf = bytearray()
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -133,7 +143,9 @@ class Client:
         while b"\r\n\r\n" not in self.buf:
             if not self._fill():
                 raise ConnectionError(f"closed before a full response head: {self.buf[:200]!r}")
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        end = self.buf.index(b"\r\n\r\n")
+        head = bytes(self.buf[:end])
+        del self.buf[:end + 4]
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ")[1])
         headers = {}
@@ -144,7 +156,8 @@ class Client:
         while len(self.buf) < length:
             if not self._fill():
                 raise ConnectionError("closed before the full body")
-        body, self.buf = self.buf[:length], self.buf[length:]
+        body = bytes(self.buf[:length])
+        del self.buf[:length]
         return Response(status, headers, body, head)
 
     def closed_by_server(self, timeout: float = 5.0) -> bool:

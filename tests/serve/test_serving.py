@@ -3,7 +3,6 @@
 import socket
 
 import pytest
-
 from helpers import (
     EP11_AGENT,
     EP11_INDEX,

@@ -33,6 +33,8 @@ from .worker import BACKLOG, SHUTDOWN_GRACE, Worker, load_password_check, tls_co
 
 log = logging.getLogger(__name__)
 
+#: Signals held back while a process cannot yet handle them (see Master.run).
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 #: A worker that exits with this code hit a configuration error: no restart.
 EXIT_CONFIG = 3
 #: More crashes than this within CRASH_WINDOW seconds and the server gives up.
@@ -169,6 +171,9 @@ class Master:
         where = ", ".join(f"{scheme}://{_shown(s.getsockname())}" for s in self.sockets[0])
         log.info("listening on %s with %d worker process%s", where, self.workers,
                  "es" if self.workers > 1 else "")
+        # Until the event loops handle them, signals wait (a SIGTERM right after
+        # start must mean "stop gracefully", not "die"); children start blocked.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         for i in range(self.workers):
             self._spawn(i)
         try:
@@ -179,8 +184,10 @@ class Master:
                     s.close()
 
     def _spawn(self, index: int) -> None:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         pid = os.fork()
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             self.pids[pid] = index
             return
         code = 1
@@ -226,6 +233,7 @@ class Master:
         loop.add_signal_handler(signal.SIGTERM, request_stop)
         loop.add_signal_handler(signal.SIGINT, request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._forward_hup)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         scheduled = loop.create_task(self.schedule(stop)) if self.schedule else None
         result = 0
         while not stop.is_set():
@@ -246,6 +254,8 @@ class Master:
             except Exception:
                 log.exception("the sync schedule failed while stopping")
         await self._stop_workers()
+        # Stopping already: a repeated SIGTERM must not kill the exit on the way.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         return result
 
     def _forward_hup(self) -> None:

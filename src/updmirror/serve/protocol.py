@@ -158,16 +158,13 @@ class Connection(asyncio.Protocol):
             while buf.startswith(b"\r\n", pos):
                 pos += 2   # stray CRLF between requests (RFC 9112 2.2)
             end = buf.find(b"\r\n\r\n", pos)
-            if end < 0:
-                if len(buf) - pos > MAX_HEAD:
-                    first = buf.find(b"\r\n", pos)
-                    too_long_line = first < 0 or first - pos > MAX_REQUEST_LINE
-                    self._send_error(414 if too_long_line else 431, None, close=True)
-                    pos = len(buf)
-                break
-            if end - pos > MAX_HEAD:
-                self._send_error(431, None, close=True)
+            if (end if end >= 0 else len(buf)) - pos > MAX_HEAD:
+                first = buf.find(b"\r\n", pos)
+                too_long_line = first < 0 or first - pos > MAX_REQUEST_LINE
+                self._send_error(414 if too_long_line else 431, None, close=True)
                 pos = len(buf)
+                break
+            if end < 0:
                 break
             head = buf[pos:end]
             pos = end + 4

@@ -141,6 +141,8 @@ class Worker:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
+            # The master starts workers with these blocked until now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGTERM, signal.SIGINT})
         servers = [await loop.create_server(lambda: Connection(self), sock=sock, ssl=self.ssl,
                                             backlog=BACKLOG)
                    for sock in self.sockets]

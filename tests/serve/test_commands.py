@@ -1,0 +1,138 @@
+"""`updmirror serve` and `updmirror run` as an administrator meets them."""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import (
+    EP11_INDEX,
+    SRC,
+    Client,
+    ServerProcess,
+    get,
+    publish,
+    request_bytes,
+    wait_until,
+    write_config,
+)
+
+INDEX_BYTES = b"[PERSEUS0]\r\nversionid=1\r\n"
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "store"
+    publish(root, {"/m/big.nup": b"\x01" * (16 << 20)}, {EP11_INDEX: INDEX_BYTES})
+    return root
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "updmirror", *args], env={"PYTHONPATH": SRC},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, store, free_port):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port))
+        taken.listen()
+        for workers in (1, 2):
+            cfg = write_config(tmp_path, store, free_port, workers=workers)
+            result = run_cli("serve", "-c", str(cfg))
+            assert result.returncode == 2
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert "address already in use" in lines[0] and f"127.0.0.1:{free_port}" in lines[0]
+
+
+def test_a_second_updmirror_on_the_same_port_is_refused(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, workers=2)
+    with ServerProcess(cfg, free_port):
+        result = run_cli("serve", "-c", str(cfg))
+    assert result.returncode == 2 and "address already in use" in result.stderr
+
+
+def test_a_missing_certificate_is_one_line_and_exit_2(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, tls_cert=tmp_path / "nope.pem",
+                       tls_key=tmp_path / "nope.key")
+    result = run_cli("serve", "-c", str(cfg))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "nope.pem" in result.stderr and "not found" in result.stderr
+
+
+def test_an_unreadable_htpasswd_is_one_line_and_exit_2(tmp_path, store, free_port):
+    pytest.importorskip("updmirror.serve.auth")
+    cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=tmp_path / "missing-htpasswd")
+    result = run_cli("serve", "-c", str(cfg))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "missing-htpasswd" in result.stderr
+
+
+def test_an_exposed_server_without_auth_warns_loudly(tmp_path, store, free_port):
+    from updmirror import config
+    from updmirror.serve.master import exposure_warning
+
+    exposed = config.load(write_config(tmp_path, store, free_port))
+    assert exposure_warning(exposed) is None          # loopback only
+    path = tmp_path / "mirror.toml"
+    path.write_text(path.read_text().replace("127.0.0.1:", "0.0.0.0:"))
+    warning = exposure_warning(config.load(path))
+    assert "MUST NOT be reachable from the" in warning and "0.0.0.0" in warning
+
+
+def test_sighup_reloads_the_allow_list_in_every_worker(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, workers=2, allow=["127.0.0.0/8"])
+    with ServerProcess(cfg, free_port) as server:
+        kept = Client(free_port)
+        assert kept.request("/" + EP11_INDEX).status == 200
+        write_config(tmp_path, store, free_port, workers=2, allow=["10.0.0.0/8"])
+        server.signal(signal.SIGHUP)
+        assert wait_until(lambda: all(get(free_port, "/" + EP11_INDEX).status == 403
+                                      for _ in range(6)), 10)
+        # The connection opened before the reload was not dropped.
+        assert kept.request("/" + EP11_INDEX).status == 403
+        kept.close()
+        code, _ = server.stop()
+    assert code == 0
+
+
+def test_sigterm_lets_a_download_in_flight_finish(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, workers=2)
+    server = ServerProcess(cfg, free_port).wait_ready()
+    try:
+        c = Client(free_port, timeout=30)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.send(request_bytes("/m/big.nup"))
+        assert c._fill()
+        server.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        # No new connections once stopping ...
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", free_port), timeout=2).recv(1)
+        # ... but the download in flight completes.
+        r = c.read_response()
+        assert r.status == 200 and len(r.body) == 16 << 20
+        c.close()
+    finally:
+        code, err = server.stop()
+    assert code == 0, err
+
+
+def test_run_keeps_serving_when_the_sync_fails(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, upstream={"retries": 0, "connect_timeout": 1},
+                       mirror={"interval": "2s"})
+    server = ServerProcess(cfg, free_port, command="run").wait_ready()
+    try:
+        records = store / "state"
+        assert wait_until(lambda: any(records.glob("*")), 20)     # the sync ran (and failed)
+        for _ in range(3):
+            assert get(free_port, "/" + EP11_INDEX).body == INDEX_BYTES
+        assert server.proc.poll() is None
+    finally:
+        code, err = server.stop()
+    assert code == 0, err
+    assert "sync failed" in err and "still serving the last good snapshot" in err

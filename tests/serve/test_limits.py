@@ -1,0 +1,114 @@
+"""Who may connect and what a client can hold: allow list, timeouts, size caps,
+the connection cap."""
+
+import socket
+import time
+
+import pytest
+from helpers import EP11_INDEX, Client, InProcessServer, get, publish, request_bytes, wait_until, write_config
+
+from updmirror.serve import protocol
+
+INDEX_BYTES = b"[PERSEUS0]\r\nversionid=1\r\n"
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "store"
+    publish(root, {"/m/em001.nup": b"module"}, {EP11_INDEX: INDEX_BYTES})
+    return root
+
+
+def test_an_address_outside_the_allow_list_gets_403(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, allow=["127.0.0.1/32"])
+    with InProcessServer(cfg):
+        assert get(free_port, "/" + EP11_INDEX).status == 200
+        with Client(free_port, source="127.0.0.2") as c:
+            r = c.request("/" + EP11_INDEX)
+        assert r.status == 403 and INDEX_BYTES not in r.body
+
+
+def test_allow_list_reload_applies_to_open_connections(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, allow=["127.0.0.0/8"])
+    with InProcessServer(cfg) as server, Client(free_port, source="127.0.0.2") as c:
+        assert c.request("/" + EP11_INDEX).status == 200
+        write_config(tmp_path, store, free_port, allow=["127.0.0.1/32"])
+        server.call(server.worker.reload)
+        assert wait_until(lambda: server.worker.allow_generation > 1, 5)
+        assert c.request("/" + EP11_INDEX).status == 403
+
+
+def test_a_client_too_slow_to_send_its_head_is_closed(tmp_path, store, free_port, monkeypatch):
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT", 1.0)
+    cfg = write_config(tmp_path, store, free_port)
+    with InProcessServer(cfg), Client(free_port) as slow, Client(free_port) as silent:
+        slow.send(b"GET /" + EP11_INDEX.encode() + b" HTTP/1.1\r\nHost: m\r\n")   # never finished
+        started = time.monotonic()
+        assert slow.closed_by_server(timeout=5)
+        assert silent.closed_by_server(timeout=5)
+        assert time.monotonic() - started < 4
+        # The server is not held: others are served all along.
+        assert get(free_port, "/" + EP11_INDEX).status == 200
+
+
+def test_an_idle_keep_alive_connection_is_closed(tmp_path, store, free_port, monkeypatch):
+    monkeypatch.setattr(protocol, "IDLE_TIMEOUT", 1.0)
+    cfg = write_config(tmp_path, store, free_port)
+    with InProcessServer(cfg), Client(free_port) as c:
+        assert c.request("/" + EP11_INDEX).status == 200
+        assert c.closed_by_server(timeout=5)
+
+
+def test_an_oversized_head_gets_431_and_a_long_request_line_414(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port)
+    with InProcessServer(cfg):
+        with Client(free_port) as c:
+            c.send(b"GET / HTTP/1.1\r\n" + b"X-Filler: " + b"a" * 20000 + b"\r\n\r\n")
+            assert c.read_response().status == 431
+            assert c.closed_by_server()
+        with Client(free_port) as c:
+            c.send(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n")
+            assert c.read_response().status == 414
+        with Client(free_port) as c:
+            headers = {f"X-{i}": "v" for i in range(150)}
+            assert c.request("/" + EP11_INDEX, headers=headers).status == 431
+
+
+def test_connections_beyond_the_cap_get_a_clear_503(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, max_connections=2)
+    with InProcessServer(cfg) as server:
+        held = [Client(free_port), Client(free_port)]
+        try:
+            assert wait_until(lambda: len(server.worker.connections) == 2, 5)
+            with Client(free_port) as extra:
+                r = extra.read_response()
+                assert r.status == 503 and b"at most 2 connections" in r.body
+                assert extra.closed_by_server()
+            assert held[0].request("/" + EP11_INDEX).status == 200
+        finally:
+            for c in held:
+                c.close()
+        assert wait_until(lambda: get(free_port, "/" + EP11_INDEX).status == 200, 5)
+
+
+def test_a_client_that_never_reads_cannot_pile_up_responses(tmp_path, free_port):
+    root = tmp_path / "store"
+    big_index = b"; filler\r\n" * 5000       # 50 KB, answered from memory
+    publish(root, {}, {EP11_INDEX: big_index})
+    cfg = write_config(tmp_path, root, free_port)
+    with InProcessServer(cfg) as server:
+        sock = socket.create_connection(("127.0.0.1", free_port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(0.2)
+        try:
+            requests = request_bytes("/" + EP11_INDEX) * 2000      # 100 MB of answers if all were made
+            try:
+                sock.sendall(requests)
+            except TimeoutError:
+                pass    # the server stopped reading: that is the point
+            time.sleep(0.5)
+            conn = next(iter(server.worker.connections))
+            assert conn.transport.get_write_buffer_size() < 1024 * 1024
+            assert len(conn.buf) < 1024 * 1024
+        finally:
+            sock.close()
