@@ -202,12 +202,13 @@ class InProcessServer:
         from updmirror import config
         from updmirror.serve.counters import Counters
         from updmirror.serve.master import bind
-        from updmirror.serve.worker import Worker
+        from updmirror.serve.worker import Worker, tls_context
 
         self.cfg = config.load(config_path)
         self.port = int(self.cfg.http.listen[0].rsplit(":", 1)[1])
         self.counters = Counters(1)
-        self.worker = Worker(self.cfg, bind(self.cfg, 1)[0], self.counters)
+        self.worker = Worker(self.cfg, bind(self.cfg, 1)[0], self.counters,
+                             ssl_context=tls_context(self.cfg))
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)
