@@ -139,6 +139,17 @@ class Connection(asyncio.Protocol):
         if self.idle:
             self.idle = False
             self.deadline = self.w.clock + HEADER_TIMEOUT
+        if not self.buf and not (self.busy or self.write_paused) and data.endswith(b"\r\n\r\n"):
+            head = data[:-4]
+            if len(head) <= MAX_HEAD and b"\r\n\r\n" not in head and not head.startswith(b"\r\n"):
+                # The usual case: exactly one whole request in this read.
+                self._request(head)
+                if not (self.busy or self.closing or self.write_paused or self.peer_eof
+                        or self.w.stopping or self.buf):
+                    self.idle = True
+                    self.deadline = self.w.clock + IDLE_TIMEOUT
+                    return
+                data = b""
         if self.buf:
             self.buf += data
         else:
