@@ -96,7 +96,7 @@ FAULTS = [
     pytest.param(Fault("status", "*.nup", times=1, arg=404), "404", id="404-file"),
     pytest.param(Fault("status", "*.nup", arg="429,1"), "429", id="429"),
     pytest.param(Fault("status", "*.nup", arg=500), "500", id="500"),
-    pytest.param(Fault("stall", "*.nup", arg=5), "stall|no data|stalled", id="stall"),
+    pytest.param(Fault("stall", "*.nup", arg=5), "stall|no data|bytes/s", id="stall"),
     pytest.param(Fault("slow", "*.nup", arg=200), "slow|speed|bytes/s", id="slow-drip"),
     pytest.param(Fault("truncate", "*.nup"), "truncat|ended|short|incomplete|fewer", id="truncated"),
     pytest.param(Fault("wrong_size", arg=2), "size|index says", id="wrong-size"),
