@@ -203,13 +203,13 @@ class SnapshotBuilder:
         _write_json(self.dir / MANIFEST, manifest)
         final = self.store.snapshots_dir / self.id
         os.rename(self.dir, final)
-        _fsync_dir(self.store.snapshots_dir)
+        fsync_path(self.store.snapshots_dir)
         tmp = self.store.root / f".current-{self.id}"
         if tmp.is_symlink():
             tmp.unlink()
         os.symlink(f"snapshots/{self.id}", tmp)
         os.replace(tmp, self.store.current_link)
-        _fsync_dir(self.store.root)
+        fsync_path(self.store.root)
         return Snapshot(self.id, final, manifest)
 
     def abandon(self) -> None:
@@ -235,7 +235,8 @@ def _write_json(path: Path, value: dict) -> None:
     os.replace(tmp, path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

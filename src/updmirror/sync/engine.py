@@ -17,7 +17,6 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 
 from updmirror import redact
 from updmirror.config import Config
@@ -28,6 +27,7 @@ from updmirror.eset.trees import TREES
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
 from updmirror.store import Snapshot, Store, StoreLock
 from updmirror.store.records import append_run
+from updmirror.store.snapshots import fsync_path
 from updmirror.upstream import open_upstream
 
 from .plan import FilePlan, IndexPlan, drop_share, plan_files, rewrite_index
@@ -229,7 +229,7 @@ class Sync:
             raise
         target = self.store.pool_file(module.path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _fsync_file(partial)
+        fsync_path(partial)
         os.replace(partial, target)
         self.report.files_fetched += 1
         self.report.bytes_fetched += size
@@ -325,14 +325,6 @@ def _load_key_files(cfg: Config) -> list:
 def _clear_partials(store: Store) -> None:
     for part in store.partial.glob("*.part"):
         part.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _version(mods: list[Module]) -> int | None:
