@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from updmirror import __version__
@@ -69,3 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("updmirror: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`updmirror status --json | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
