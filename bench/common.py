@@ -57,6 +57,7 @@ def updmirror(*args: str) -> list[str]:
 
 # -- ports and processes ----------------------------------------------------------
 
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free right now on `host` (the kernel picks it; a tiny race remains)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -69,7 +70,9 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen |
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:4]}... exited with {proc.returncode} before listening on {host}:{port}")
+            raise RuntimeError(
+                f"{proc.args[:4]}... exited with {proc.returncode} before listening on {host}:{port}"
+            )
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
@@ -104,9 +107,18 @@ class Service:
     `port` is where it must accept connections before the block begins.
     """
 
-    def __init__(self, cmd: Sequence[str], *, port: int, host: str = "127.0.0.1", log: Path,
-                 start_timeout: float = 30.0, stop_grace: float = 10.0, env: dict | None = None,
-                 cwd: Path | None = None):
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        *,
+        port: int,
+        host: str = "127.0.0.1",
+        log: Path,
+        start_timeout: float = 30.0,
+        stop_grace: float = 10.0,
+        env: dict | None = None,
+        cwd: Path | None = None,
+    ):
         self.cmd, self.port, self.host, self.log = list(cmd), port, host, Path(log)
         self.start_timeout, self.stop_grace = start_timeout, stop_grace
         self.env, self.cwd = env, cwd
@@ -116,8 +128,15 @@ class Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "wb")  # noqa: SIM115 - closed by the child's exit; we keep no handle
         try:
-            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, env=self.env, cwd=self.cwd)
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=self.env,
+                cwd=self.cwd,
+            )
         finally:
             out.close()
         try:
@@ -146,6 +165,7 @@ class Service:
 
 # -- memory -------------------------------------------------------------------------
 
+
 def _children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
@@ -157,7 +177,7 @@ def _children_map() -> dict[int, list[int]]:
         except OSError:
             continue
         # The command name may hold spaces and parentheses: the fields start after the last ")".
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         kids.setdefault(int(fields[1]), []).append(int(entry.name))
     return kids
 
@@ -176,14 +196,14 @@ def process_tree(pid: int) -> list[int]:
 def cpu_seconds(pid: int, tree: bool = True) -> float:
     """CPU time (user + system) used so far by `pid` (and its live descendants), from /proc."""
     total = 0
-    for p in (process_tree(pid) if tree else [pid]):
+    for p in process_tree(pid) if tree else [pid]:
         try:
             with open(f"/proc/{p}/stat", "rb") as f:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of stat(5))
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
     return total / CLK_TCK
 
 
@@ -252,21 +272,37 @@ class Measured:
 
     def check(self) -> Measured:
         if self.timed_out:
-            raise RuntimeError(f"{' '.join(self.cmd[:6])} ... was stopped after its time limit "
-                               f"({self.seconds:.0f} s)\n{self.stderr[-2000:]}")
+            raise RuntimeError(
+                f"{' '.join(self.cmd[:6])} ... was stopped after its time limit "
+                f"({self.seconds:.0f} s)\n{self.stderr[-2000:]}"
+            )
         if self.returncode != 0:
-            raise RuntimeError(f"{' '.join(self.cmd[:6])} ... exited with {self.returncode}\n"
-                               f"{self.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{' '.join(self.cmd[:6])} ... exited with {self.returncode}\n{self.stderr[-3000:]}"
+            )
         return self
 
 
-def run_measured(cmd: Sequence[str], *, timeout: float, env: dict | None = None, cwd: Path | None = None,
-                 poll: float = 0.05) -> Measured:
+def run_measured(
+    cmd: Sequence[str],
+    *,
+    timeout: float,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    poll: float = 0.05,
+) -> Measured:
     """Run `cmd` to completion (killed after `timeout` s) and measure its wall time and memory."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, cwd=cwd)
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            cwd=cwd,
+        )
         timed_out = threading.Event()
 
         def kill() -> None:
@@ -292,12 +328,21 @@ def run_measured(cmd: Sequence[str], *, timeout: float, env: dict | None = None,
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
-        return Measured(list(cmd), elapsed, proc.returncode, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"), usage.ru_maxrss * 1024, sampler.peak,
-                        usage.ru_utime + usage.ru_stime, timed_out.is_set())
+        return Measured(
+            list(cmd),
+            elapsed,
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            usage.ru_maxrss * 1024,
+            sampler.peak,
+            usage.ru_utime + usage.ru_stime,
+            timed_out.is_set(),
+        )
 
 
 # -- statistics and output ---------------------------------------------------------
+
 
 @dataclass
 class Stats:
@@ -326,7 +371,9 @@ class Stats:
         one = (fmt + unit).format
         if len(self.values) == 1:
             return one(self.values[0])
-        return f"{one(self.median)} ({fmt.format(self.low)}..{fmt.format(self.high)}, spread {self.spread:.0%})"
+        return (
+            f"{one(self.median)} ({fmt.format(self.low)}..{fmt.format(self.high)}, spread {self.spread:.0%})"
+        )
 
 
 def stats(values: Iterable[float]) -> Stats:
@@ -341,7 +388,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A plain-text table, also valid Markdown."""
     rows = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -352,16 +399,21 @@ def machine() -> dict:
         for line in f:
             if line.startswith("MemTotal:"):
                 mem = int(line.split()[1]) * 1024
-    return {"cores": os.cpu_count(), "memory_gib": round(mem / 1024 ** 3, 1),
-            "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "python": sys.version.split()[0]}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 1024**3, 1),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": sys.version.split()[0],
+    }
 
 
 def machine_line() -> str:
     m = machine()
-    return (f"machine: {m['cores']} cores, {m['memory_gib']} GiB, load average {m['load']} "
-            f"(other work on the machine adds noise), {m['date']}, Python {m['python']}")
+    return (
+        f"machine: {m['cores']} cores, {m['memory_gib']} GiB, load average {m['load']} "
+        f"(other work on the machine adds noise), {m['date']}, Python {m['python']}"
+    )
 
 
 def remove_tree(path: Path) -> None:

@@ -26,13 +26,25 @@ import sys
 import time
 from pathlib import Path
 
-from common import WORK, MB, cpu_seconds, machine_line, mib, remove_tree, run_measured, stats, table
-from sync_vendor import (all_channels, cached_vendor, curl_config, curl_parallel, fingerprint,
-                         folder_bytes, index_paths, listed_files, run_sync_json, vendor_requests,
-                         vendor_root, vendor_server, write_mirror_config)
+from common import MB, WORK, cpu_seconds, machine_line, mib, remove_tree, run_measured, stats, table
+from sync_vendor import (
+    all_channels,
+    cached_vendor,
+    curl_config,
+    curl_parallel,
+    fingerprint,
+    folder_bytes,
+    index_paths,
+    listed_files,
+    run_sync_json,
+    vendor_requests,
+    vendor_root,
+    vendor_server,
+    write_mirror_config,
+)
 
 GOAL_RATIO = 1.2
-GOAL_RSS = 150 * 1000 * 1000   # "150 MB"
+GOAL_RSS = 150 * 1000 * 1000  # "150 MB"
 
 
 def main() -> int:
@@ -43,10 +55,20 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parallel", type=int, default=8, help="the sync's [upstream] parallel, and curl's")
     ap.add_argument("--timeout", type=float, default=1800, help="limit per command, seconds")
-    ap.add_argument("--profile", action="store_true", help="then one more sync under py-spy: where the time goes")
-    ap.add_argument("--remove-repository", action="store_true",
-                    help="delete the generated vendor repository at the end (it is kept for reuse otherwise)")
+    ap.add_argument(
+        "--profile", action="store_true", help="then one more sync under py-spy: where the time goes"
+    )
+    ap.add_argument(
+        "--remove-repository",
+        action="store_true",
+        help="delete the generated vendor repository at the end (it is kept for reuse otherwise)",
+    )
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument(
+        "--sync-cmd",
+        help="run this instead of 'python -m updmirror' for the sync (a candidate "
+        'change), e.g. "env X=1 /path/python /path/runner.py"',
+    )
     args = ap.parse_args()
 
     work = WORK / "initial"
@@ -57,13 +79,23 @@ def main() -> int:
     indexes = index_paths(args.trees, channels)
     files = listed_files(root / "www", indexes)
     want_bytes = sum(files.values())
-    print(f"repository: {len(indexes)} indexes, {len(files)} files, {mib(want_bytes)}; "
-          f"parallel {args.parallel}", flush=True)
+    print(
+        f"repository: {len(indexes)} indexes, {len(files)} files, {mib(want_bytes)}; "
+        f"parallel {args.parallel}",
+        flush=True,
+    )
 
     server, url = vendor_server(root, work / "vendor.log")
     store, downloads = work / "store", work / "curl"
-    config = write_mirror_config(work / "mirror.toml", url=url, store=store, trees=args.trees,
-                                 channels=channels, signing_key=fingerprint(root), parallel=args.parallel)
+    config = write_mirror_config(
+        work / "mirror.toml",
+        url=url,
+        store=store,
+        trees=args.trees,
+        channels=channels,
+        signing_key=fingerprint(root),
+        parallel=args.parallel,
+    )
     curl_cfg = curl_config(work / "curl.cfg", url, [*indexes, *files], downloads)
     results = []
     with server:
@@ -75,51 +107,79 @@ def main() -> int:
                 vendor_cpu = cpu_seconds(server.pid)
                 if side == "sync":
                     remove_tree(store)
-                    m, summary = run_sync_json(config, timeout=args.timeout)
-                    if not summary["ok"] or summary["files_fetched"] != len(files) or \
-                            summary["bytes_fetched"] != want_bytes:
-                        raise RuntimeError(f"the sync did not fetch the whole repository: {summary['message']}")
-                    row.update(sync_s=m.seconds, sync_maxrss=m.maxrss, sync_tree_rss=m.tree_peak_rss,
-                               sync_requests=summary["requests"], sync_files=summary["files_fetched"],
-                               sync_bytes=summary["bytes_fetched"],
-                               sync_inside_s=summary["finished"] - summary["started"], sync_cpu=m.cpu_seconds)
+                    m, summary = run_sync_json(config, timeout=args.timeout, sync_cmd=args.sync_cmd)
+                    if (
+                        not summary["ok"]
+                        or summary["files_fetched"] != len(files)
+                        or summary["bytes_fetched"] != want_bytes
+                    ):
+                        raise RuntimeError(
+                            f"the sync did not fetch the whole repository: {summary['message']}"
+                        )
+                    row.update(
+                        sync_s=m.seconds,
+                        sync_maxrss=m.maxrss,
+                        sync_tree_rss=m.tree_peak_rss,
+                        sync_requests=summary["requests"],
+                        sync_files=summary["files_fetched"],
+                        sync_bytes=summary["bytes_fetched"],
+                        sync_inside_s=summary["finished"] - summary["started"],
+                        sync_cpu=m.cpu_seconds,
+                    )
                 else:
                     remove_tree(downloads)
                     m = run_measured(curl_parallel(curl_cfg, args.parallel), timeout=args.timeout).check()
                     n, size = folder_bytes(downloads)
                     if n != len(files) + len(indexes):
                         raise RuntimeError(f"curl fetched {n} files, not {len(files) + len(indexes)}")
-                    row.update(curl_s=m.seconds, curl_maxrss=m.maxrss, curl_files=n, curl_bytes=size,
-                               curl_cpu=m.cpu_seconds)
+                    row.update(
+                        curl_s=m.seconds,
+                        curl_maxrss=m.maxrss,
+                        curl_files=n,
+                        curl_bytes=size,
+                        curl_cpu=m.cpu_seconds,
+                    )
                     # Not part of the baseline: what writing curl's files to disk would add (sync -f = syncfs).
-                    row["flush_s"] = run_measured(["sync", "-f", str(downloads)], timeout=args.timeout).seconds
+                    row["flush_s"] = run_measured(
+                        ["sync", "-f", str(downloads)], timeout=args.timeout
+                    ).seconds
                 row[f"{side}_vendor_cpu"] = cpu_seconds(server.pid) - vendor_cpu
                 row[f"{side}_vendor_requests"] = vendor_requests(url) - before
             row["ratio"] = row["sync_s"] / row["curl_s"]
             results.append(row)
-            print(f"run {run + 1}: sync {row['sync_s']:.1f} s, curl {row['curl_s']:.1f} s, "
-                  f"ratio {row['ratio']:.2f}, sync peak RSS {mib(row['sync_maxrss'])}", flush=True)
+            print(
+                f"run {run + 1}: sync {row['sync_s']:.1f} s, curl {row['curl_s']:.1f} s, "
+                f"ratio {row['ratio']:.2f}, sync peak RSS {mib(row['sync_maxrss'])}",
+                flush=True,
+            )
             remove_tree(downloads)
         profile = None
         if args.profile:
             from sync_profile import record, summarize
+
             remove_tree(store)
             raw = work / "sync-profile.txt"
-            if record(config, raw, timeout=args.timeout):
+            if record(config, raw, timeout=args.timeout, sync_cmd=args.sync_cmd):
                 profile = summarize(raw)
     remove_tree(store)
     remove_tree(downloads)
 
     report(args, results, len(indexes), len(files), want_bytes, profile)
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                         "runs": results, "profile": profile}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "runs": results, "profile": profile},
+                indent=1,
+            )
+        )
     if args.remove_repository:
         remove_tree(vendor_root(args.seed, args.size_mb, args.trees))
     return 0
 
 
-def report(args, results: list[dict], n_indexes: int, n_files: int, want_bytes: int, profile: str | None) -> None:
+def report(
+    args, results: list[dict], n_indexes: int, n_files: int, want_bytes: int, profile: str | None
+) -> None:
     sync = stats(r["sync_s"] for r in results)
     curl = stats(r["curl_s"] for r in results)
     ratio = stats(r["ratio"] for r in results)
@@ -127,39 +187,83 @@ def report(args, results: list[dict], n_indexes: int, n_files: int, want_bytes: 
     tree_rss = stats(r["sync_tree_rss"] / MB for r in results)
     median_ratio = sync.median / curl.median
     print()
-    print(f"== initial sync of {mib(want_bytes)} ({n_files} files, {n_indexes} indexes), "
-          f"{len(results)} runs, parallel {args.parallel}")
+    print(
+        f"== initial sync of {mib(want_bytes)} ({n_files} files, {n_indexes} indexes), "
+        f"{len(results)} runs, parallel {args.parallel}"
+    )
+    if args.sync_cmd:
+        print(f"sync command: {args.sync_cmd} (a candidate, not 'python -m updmirror')")
     print(machine_line())
-    print(table(["run", "sync s", "curl s", "sync/curl", "sync peak RSS", "sync requests", "curl requests"],
-                [[r["run"], f"{r['sync_s']:.1f}", f"{r['curl_s']:.1f}", f"{r['ratio']:.2f}",
-                  mib(r["sync_maxrss"]), r["sync_requests"], r["curl_vendor_requests"]] for r in results]))
+    print(
+        table(
+            ["run", "sync s", "curl s", "sync/curl", "sync peak RSS", "sync requests", "curl requests"],
+            [
+                [
+                    r["run"],
+                    f"{r['sync_s']:.1f}",
+                    f"{r['curl_s']:.1f}",
+                    f"{r['ratio']:.2f}",
+                    mib(r["sync_maxrss"]),
+                    r["sync_requests"],
+                    r["curl_vendor_requests"],
+                ]
+                for r in results
+            ],
+        )
+    )
     print()
-    print(table(["figure", "median (min..max, spread)"], [
-        ["sync time (updmirror sync, whole command)", sync.show("{:.1f}", " s")],
-        ["baseline time (curl --parallel, no verification)", curl.show("{:.1f}", " s")],
-        ["sync / baseline, median of the per-run ratios", ratio.show("{:.2f}")],
-        ["sync / baseline, ratio of the medians", f"{median_ratio:.2f}"],
-        ["sync throughput", f"{want_bytes / MB / sync.median:.1f} MiB/s"],
-        ["baseline throughput", f"{want_bytes / MB / curl.median:.1f} MiB/s"],
-        ["CPU of the sync process (user + system)", stats(r["sync_cpu"] for r in results).show("{:.1f}", " s")],
-        ["CPU of the vendor server during the sync", stats(r["sync_vendor_cpu"] for r in results).show("{:.1f}", " s")],
-        ["CPU of curl", stats(r["curl_cpu"] for r in results).show("{:.1f}", " s")],
-        ["CPU of the vendor server during curl", stats(r["curl_vendor_cpu"] for r in results).show("{:.1f}", " s")],
-        ["not in the baseline: flushing curl's files to disk after it (sync -f)",
-         stats(r["flush_s"] for r in results).show("{:.1f}", " s")],
-        ["sync peak RSS (kernel maxrss of the process)", rss.show("{:.1f}", " MiB")],
-        ["sync peak RSS (polled, process tree)", tree_rss.show("{:.1f}", " MiB")],
-        ["files / bytes fetched by the sync", f"{results[0]['sync_files']} / {results[0]['sync_bytes']}"],
-        ["requests seen by the vendor: sync / curl",
-         f"{results[0]['sync_vendor_requests']} / {results[0]['curl_vendor_requests']}"],
-    ]))
+    print(
+        table(
+            ["figure", "median (min..max, spread)"],
+            [
+                ["sync time (updmirror sync, whole command)", sync.show("{:.1f}", " s")],
+                ["baseline time (curl --parallel, no verification)", curl.show("{:.1f}", " s")],
+                ["sync / baseline, median of the per-run ratios", ratio.show("{:.2f}")],
+                ["sync / baseline, ratio of the medians", f"{median_ratio:.2f}"],
+                ["sync throughput", f"{want_bytes / MB / sync.median:.1f} MiB/s"],
+                ["baseline throughput", f"{want_bytes / MB / curl.median:.1f} MiB/s"],
+                [
+                    "CPU of the sync process (user + system)",
+                    stats(r["sync_cpu"] for r in results).show("{:.1f}", " s"),
+                ],
+                [
+                    "CPU of the vendor server during the sync",
+                    stats(r["sync_vendor_cpu"] for r in results).show("{:.1f}", " s"),
+                ],
+                ["CPU of curl", stats(r["curl_cpu"] for r in results).show("{:.1f}", " s")],
+                [
+                    "CPU of the vendor server during curl",
+                    stats(r["curl_vendor_cpu"] for r in results).show("{:.1f}", " s"),
+                ],
+                [
+                    "not in the baseline: flushing curl's files to disk after it (sync -f)",
+                    stats(r["flush_s"] for r in results).show("{:.1f}", " s"),
+                ],
+                ["sync peak RSS (kernel maxrss of the process)", rss.show("{:.1f}", " MiB")],
+                ["sync peak RSS (polled, process tree)", tree_rss.show("{:.1f}", " MiB")],
+                [
+                    "files / bytes fetched by the sync",
+                    f"{results[0]['sync_files']} / {results[0]['sync_bytes']}",
+                ],
+                [
+                    "requests seen by the vendor: sync / curl",
+                    f"{results[0]['sync_vendor_requests']} / {results[0]['curl_vendor_requests']}",
+                ],
+            ],
+        )
+    )
     print()
     ok_time = ratio.median <= GOAL_RATIO
     ok_rss = rss.high * MB < GOAL_RSS
-    print(f"goal: sync at most {GOAL_RATIO}x the baseline: {'MET' if ok_time else 'MISSED'} "
-          f"(median ratio {ratio.median:.2f}" + ("" if ok_time else f", {ratio.median / GOAL_RATIO - 1:.0%} over") + ")")
-    print(f"goal: peak RSS under 150 MB: {'MET' if ok_rss else 'MISSED'} "
-          f"(highest {rss.high * MB / 1e6:.0f} MB)")
+    print(
+        f"goal: sync at most {GOAL_RATIO}x the baseline: {'MET' if ok_time else 'MISSED'} "
+        f"(median ratio {ratio.median:.2f}"
+        + ("" if ok_time else f", {ratio.median / GOAL_RATIO - 1:.0%} over")
+        + ")"
+    )
+    print(
+        f"goal: peak RSS under 150 MB: {'MET' if ok_rss else 'MISSED'} (highest {rss.high * MB / 1e6:.0f} MB)"
+    )
     if profile:
         print()
         print("profile of one more sync (py-spy, all threads):")

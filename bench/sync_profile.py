@@ -17,9 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import updmirror, use_repo_sources
+from common import use_repo_sources
 
 use_repo_sources()
+
+from sync_vendor import sync_command  # noqa: E402
 
 
 def find_py_spy() -> str | None:
@@ -27,14 +29,29 @@ def find_py_spy() -> str | None:
     return str(here) if here.exists() else shutil.which("py-spy")
 
 
-def record(config: Path, out: Path, *, rate: int = 100, timeout: float = 3600) -> bool:
+def record(
+    config: Path, out: Path, *, rate: int = 100, timeout: float = 3600, sync_cmd: str | None = None
+) -> bool:
     """Profile `updmirror sync -c config --json` into `out` (py-spy's raw format); False without py-spy."""
     spy = find_py_spy()
     if not spy:
         print("py-spy is not installed (pip install py-spy): no profile", flush=True)
         return False
-    cmd = [spy, "record", "--idle", "--rate", str(rate), "--format", "raw", "--output", str(out), "--",
-           *updmirror("-q", "sync", "-c", str(config), "--json")]
+    # --subprocesses: a --sync-cmd may start Python through `env`.
+    cmd = [
+        spy,
+        "record",
+        "--idle",
+        "--subprocesses",
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--",
+        *sync_command(config, sync_cmd),
+    ]
     subprocess.run(cmd, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return True
 
@@ -50,7 +67,7 @@ def _activity(frames: list[str]) -> str:
         return "waiting for the network (select)"
     for i, f in enumerate(frames):
         if _name(f) == "Handle._run":
-            inner = [_name(x) for x in frames[i + 1:]]
+            inner = [_name(x) for x in frames[i + 1 :]]
             ours = [x for x in inner[:4]]
             # Name the callback and the innermost frame, e.g. "Sync._fetch_one > _fsync_file".
             return f"{' > '.join(ours[:3])} ... {inner[-1]}" if len(inner) > 3 else " > ".join(ours)
@@ -68,7 +85,11 @@ def summarize(raw: Path, top: int = 14) -> str:
             continue
         n = int(count)
         frames = stack.split(";")
-        if _name(frames[0]) == "_run_module_as_main":
+        if frames[0].startswith("process "):
+            frames = frames[1:]  # --subprocesses names the process first
+        if not frames:
+            continue
+        if _name(frames[0]) in ("_run_module_as_main", "<module>"):
             loop_total += n
             loop[_activity(frames)] += n
         else:
@@ -83,8 +104,10 @@ def summarize(raw: Path, top: int = 14) -> str:
     for what, n in loop.most_common(top):
         lines.append(f"  {n / loop_total:6.1%}  {what}")
     busy = sum(workers.values())
-    lines.append(f"worker threads (asyncio.to_thread), busy samples: {busy} "
-                 f"({busy / loop_total:.0%} of the main thread's):")
+    lines.append(
+        f"worker threads (asyncio.to_thread), busy samples: {busy} "
+        f"({busy / loop_total:.0%} of the main thread's):"
+    )
     for what, n in workers.most_common(6):
         lines.append(f"  {n / loop_total:6.1%}  {what}")
     return "\n".join(lines)

@@ -30,8 +30,17 @@ import sys
 from pathlib import Path
 
 from common import WORK, copy_tree_linked, machine_line, mib, remove_tree, stats, table, updmirror
-from sync_vendor import (all_channels, cached_vendor, fingerprint, index_paths, listed_files, run_sync_json,
-                         vendor_requests, vendor_server, write_mirror_config)
+from sync_vendor import (
+    all_channels,
+    cached_vendor,
+    fingerprint,
+    index_paths,
+    listed_files,
+    run_sync_json,
+    vendor_requests,
+    vendor_server,
+    write_mirror_config,
+)
 
 
 def configurations(trees: list[str]) -> dict[str, dict]:
@@ -53,8 +62,13 @@ def minimum(www: Path, store: Path, conf: dict) -> dict:
     paths = index_paths(conf["trees"], conf["channels"])
     listed = listed_files(www, paths, conf["platforms"], conf["languages"])
     lacking = {p: s for p, s in listed.items() if not in_pool(store, p, s)}
-    return {"indexes": len(paths), "files": len(lacking), "bytes": sum(lacking.values()),
-            "requests": len(paths) + len(lacking), "index_bytes": sum((www / p).stat().st_size for p in paths)}
+    return {
+        "indexes": len(paths),
+        "files": len(lacking),
+        "bytes": sum(lacking.values()),
+        "requests": len(paths) + len(lacking),
+        "index_bytes": sum((www / p).stat().st_size for p in paths),
+    }
 
 
 def main() -> int:
@@ -78,63 +92,136 @@ def main() -> int:
     server, url = vendor_server(root, work / "vendor.log")
     confs = configurations(args.trees)
     stores = {name: work / f"store-{name}" for name in confs}
-    configs = {name: write_mirror_config(work / f"mirror-{name}.toml", url=url, store=stores[name],
-                                         signing_key=fingerprint(root), parallel=args.parallel, **conf)
-               for name, conf in confs.items()}
+    configs = {
+        name: write_mirror_config(
+            work / f"mirror-{name}.toml",
+            url=url,
+            store=stores[name],
+            signing_key=fingerprint(root),
+            parallel=args.parallel,
+            **conf,
+        )
+        for name, conf in confs.items()
+    }
     rows = []
     with server:
         for name, cfg in configs.items():
             m, summary = run_sync_json(cfg, timeout=args.timeout)
             if not summary["ok"]:
                 raise RuntimeError(f"the first sync ({name}) failed: {summary['message']}")
-            print(f"first sync ({name}): {summary['files_fetched']} files, {mib(summary['bytes_fetched'])}, "
-                  f"{m.seconds:.1f} s", flush=True)
-        for release in range(args.releases):
-            pub = subprocess.run(updmirror("vendor", "publish", "--root", str(root)), check=True,
-                                 capture_output=True, text=True, timeout=args.timeout)
+            print(
+                f"first sync ({name}): {summary['files_fetched']} files, {mib(summary['bytes_fetched'])}, "
+                f"{m.seconds:.1f} s",
+                flush=True,
+            )
+        for _ in range(args.releases):
+            pub = subprocess.run(
+                updmirror("vendor", "publish", "--root", str(root)),
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+            )
             released = pub.stdout.split("released:")[1].split()[0]
             for name, cfg in configs.items():
                 need = minimum(www, stores[name], confs[name])
                 before = vendor_requests(url)
                 m, summary = run_sync_json(cfg, timeout=args.timeout)
                 if not summary["ok"]:
-                    raise RuntimeError(f"the sync ({name}) after release {released} failed: {summary['message']}")
-                row = {"release": int(released), "config": name, "seconds": m.seconds,
-                       "requests": summary["requests"], "vendor_requests": vendor_requests(url) - before,
-                       "files": summary["files_fetched"], "bytes": summary["bytes_fetched"],
-                       "need_requests": need["requests"], "need_files": need["files"],
-                       "need_bytes": need["bytes"], "indexes": need["indexes"], "index_bytes": need["index_bytes"]}
+                    raise RuntimeError(
+                        f"the sync ({name}) after release {released} failed: {summary['message']}"
+                    )
+                row = {
+                    "release": int(released),
+                    "config": name,
+                    "seconds": m.seconds,
+                    "requests": summary["requests"],
+                    "vendor_requests": vendor_requests(url) - before,
+                    "files": summary["files_fetched"],
+                    "bytes": summary["bytes_fetched"],
+                    "need_requests": need["requests"],
+                    "need_files": need["files"],
+                    "need_bytes": need["bytes"],
+                    "indexes": need["indexes"],
+                    "index_bytes": need["index_bytes"],
+                }
                 row["request_ratio"] = row["requests"] / row["need_requests"]
                 row["vendor_request_ratio"] = row["vendor_requests"] / row["need_requests"]
                 row["byte_ratio"] = row["bytes"] / row["need_bytes"] if row["need_bytes"] else float("nan")
                 rows.append(row)
-                print(f"release {released} ({name}): {row['requests']} requests for a minimum of "
-                      f"{row['need_requests']}, {mib(row['bytes'])} for a minimum of {mib(row['need_bytes'])}, "
-                      f"{m.seconds:.1f} s", flush=True)
+                print(
+                    f"release {released} ({name}): {row['requests']} requests for a minimum of "
+                    f"{row['need_requests']}, {mib(row['bytes'])} for a minimum of {mib(row['need_bytes'])}, "
+                    f"{m.seconds:.1f} s",
+                    flush=True,
+                )
     for store in stores.values():
         remove_tree(store)
     remove_tree(root)
 
     print()
-    print(f"== sync after one vendor release, {args.releases} releases in a row, {args.size_mb:g} MiB repository "
-          f"(trees {' '.join(args.trees)})")
+    print(
+        f"== sync after one vendor release, {args.releases} releases in a row, {args.size_mb:g} MiB repository "
+        f"(trees {' '.join(args.trees)})"
+    )
     print(machine_line())
-    print(table(["release", "config", "indexes", "requests (vendor's)", "minimum", "files", "minimum",
-                 "module bytes", "minimum", "time"],
-                [[r["release"], r["config"], r["indexes"], f"{r['requests']} ({r['vendor_requests']})",
-                  r["need_requests"], r["files"], r["need_files"], mib(r["bytes"]), mib(r["need_bytes"]),
-                  f"{r['seconds']:.1f} s"] for r in rows]))
+    print(
+        table(
+            [
+                "release",
+                "config",
+                "indexes",
+                "requests (vendor's)",
+                "minimum",
+                "files",
+                "minimum",
+                "module bytes",
+                "minimum",
+                "time",
+            ],
+            [
+                [
+                    r["release"],
+                    r["config"],
+                    r["indexes"],
+                    f"{r['requests']} ({r['vendor_requests']})",
+                    r["need_requests"],
+                    r["files"],
+                    r["need_files"],
+                    mib(r["bytes"]),
+                    mib(r["need_bytes"]),
+                    f"{r['seconds']:.1f} s",
+                ]
+                for r in rows
+            ],
+        )
+    )
     print()
     summary_rows = []
     for name in confs:
         mine = [r for r in rows if r["config"] == name]
         summary_rows += [
             [name, "requests / minimum", stats(r["request_ratio"] for r in mine).show("{:.2f}")],
-            [name, "requests at the vendor / minimum", stats(r["vendor_request_ratio"] for r in mine).show("{:.2f}")],
-            [name, "module bytes / minimum", stats(r["byte_ratio"] for r in mine if r["need_bytes"]).show("{:.3f}")],
-            [name, "files fetched / files lacking", stats(r["files"] / max(r["need_files"], 1) for r in mine).show("{:.2f}")],
-            [name, "index bytes per release (fetched whole, not in module bytes)",
-             mib(stats(r["index_bytes"] for r in mine).median)],
+            [
+                name,
+                "requests at the vendor / minimum",
+                stats(r["vendor_request_ratio"] for r in mine).show("{:.2f}"),
+            ],
+            [
+                name,
+                "module bytes / minimum",
+                stats(r["byte_ratio"] for r in mine if r["need_bytes"]).show("{:.3f}"),
+            ],
+            [
+                name,
+                "files fetched / files lacking",
+                stats(r["files"] / max(r["need_files"], 1) for r in mine).show("{:.2f}"),
+            ],
+            [
+                name,
+                "index bytes per release (fetched whole, not in module bytes)",
+                mib(stats(r["index_bytes"] for r in mine).median),
+            ],
             [name, "time", stats(r["seconds"] for r in mine).show("{:.2f}", " s")],
         ]
     print(table(["config", "figure", "median (min..max, spread)"], summary_rows))

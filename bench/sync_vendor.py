@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -39,18 +40,38 @@ def cached_vendor(seed: int, size_mb: float, trees: list[str], *, timeout: float
     root = vendor_root(seed, size_mb, trees)
     try:
         state = json.loads((root / "vendor.json").read_text())
-        if (state["seed"], float(state["size_mb"]), state["trees"], state["release"]) == \
-                (seed, float(size_mb), list(trees), 1):
+        if (state["seed"], float(state["size_mb"]), state["trees"], state["release"]) == (
+            seed,
+            float(size_mb),
+            list(trees),
+            1,
+        ):
             print(f"reusing the vendor repository in {root}", flush=True)
             return root
     except (OSError, ValueError, KeyError):
         pass
     remove_tree(root)
-    print(f"generating a {size_mb:g} MiB vendor repository in {root} (once; reused by later runs) ...",
-          flush=True)
-    subprocess.run(updmirror("vendor", "generate", "--root", str(root), "--seed", str(seed),
-                             "--size-mb", str(size_mb), "--trees", *trees),
-                   check=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    print(
+        f"generating a {size_mb:g} MiB vendor repository in {root} (once; reused by later runs) ...",
+        flush=True,
+    )
+    subprocess.run(
+        updmirror(
+            "vendor",
+            "generate",
+            "--root",
+            str(root),
+            "--seed",
+            str(seed),
+            "--size-mb",
+            str(size_mb),
+            "--trees",
+            *trees,
+        ),
+        check=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return root
 
 
@@ -61,8 +82,19 @@ def fingerprint(root: Path) -> str:
 def vendor_server(root: Path, log: Path) -> tuple[Service, str]:
     """The simulated vendor serving `root` as a process of its own (its own GIL), and its URL."""
     port = free_port()
-    cmd = updmirror("vendor", "serve", "--root", str(root), "--listen", f"127.0.0.1:{port}",
-                    "--user", USER, "--password", PASSWORD, "--control")
+    cmd = updmirror(
+        "vendor",
+        "serve",
+        "--root",
+        str(root),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--user",
+        USER,
+        "--password",
+        PASSWORD,
+        "--control",
+    )
     return Service(cmd, port=port, log=log), f"http://127.0.0.1:{port}/"
 
 
@@ -80,40 +112,61 @@ def all_channels() -> list[str]:
     return list(CHANNELS)
 
 
-def write_mirror_config(path: Path, *, url: str, store: Path, trees: list[str], channels: list[str],
-                        signing_key: str, parallel: int, platforms: list[str] = (),
-                        languages: list[int] = ()) -> Path:
-    path.write_text("\n".join([
-        "[upstream]",
-        f'url = "{url}"',
-        f'username = "{USER}"',
-        f'password = "{PASSWORD}"',
-        f"parallel = {parallel}",
-        "",
-        "[mirror]",
-        f'root = "{store}"',
-        f"trees = {json.dumps(list(trees))}",
-        f"channels = {json.dumps(list(channels))}",
-        f"platforms = {json.dumps(list(platforms))}",
-        f"languages = {json.dumps(list(languages))}",
-        "",
-        "[verify]",
-        f'signing_keys = ["{signing_key}"]',
-        "",
-    ]))
+def write_mirror_config(
+    path: Path,
+    *,
+    url: str,
+    store: Path,
+    trees: list[str],
+    channels: list[str],
+    signing_key: str,
+    parallel: int,
+    platforms: list[str] = (),
+    languages: list[int] = (),
+) -> Path:
+    path.write_text(
+        "\n".join(
+            [
+                "[upstream]",
+                f'url = "{url}"',
+                f'username = "{USER}"',
+                f'password = "{PASSWORD}"',
+                f"parallel = {parallel}",
+                "",
+                "[mirror]",
+                f'root = "{store}"',
+                f"trees = {json.dumps(list(trees))}",
+                f"channels = {json.dumps(list(channels))}",
+                f"platforms = {json.dumps(list(platforms))}",
+                f"languages = {json.dumps(list(languages))}",
+                "",
+                "[verify]",
+                f'signing_keys = ["{signing_key}"]',
+                "",
+            ]
+        )
+    )
     return path
 
 
-def run_sync_json(config: Path, *, timeout: float):
+def sync_command(config: Path, sync_cmd: str | None = None) -> list[str]:
+    """`updmirror -q sync -c CONFIG --json`; `sync_cmd` replaces `python -m updmirror` (e.g. a
+    candidate build: "env X=1 /path/python /path/runner.py"), the arguments stay the same."""
+    head = shlex.split(sync_cmd) if sync_cmd else updmirror()
+    return [*head, "-q", "sync", "-c", str(config), "--json"]
+
+
+def run_sync_json(config: Path, *, timeout: float, sync_cmd: str | None = None):
     """`updmirror sync -c CONFIG --json`, measured; returns (Measured, the JSON summary)."""
     from common import run_measured
 
-    m = run_measured(updmirror("-q", "sync", "-c", str(config), "--json"), timeout=timeout).check()
+    m = run_measured(sync_command(config, sync_cmd), timeout=timeout).check()
     return m, json.loads(m.stdout)
 
 
-def listed_files(www: Path, paths: list[str], platforms: list[str] = (),
-                 languages: list[int] = ()) -> dict[str, int]:
+def listed_files(
+    www: Path, paths: list[str], platforms: list[str] = (), languages: list[int] = ()
+) -> dict[str, int]:
     """host-relative file path -> size, for every module file the given indexes in `www` list.
 
     The selection is applied here independently of the sync's own code (same
@@ -144,8 +197,18 @@ def curl_config(cfg: Path, url: str, paths: list[str], outdir: Path) -> Path:
 
 def curl_parallel(cfg: Path, parallel: int) -> list[str]:
     """curl fetching everything in `cfg` over `parallel` connections, no verification at all."""
-    return ["curl", "--silent", "--show-error", "--fail", "--create-dirs", "--parallel",
-            "--parallel-max", str(parallel), "--config", str(cfg)]
+    return [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--create-dirs",
+        "--parallel",
+        "--parallel-max",
+        str(parallel),
+        "--config",
+        str(cfg),
+    ]
 
 
 def folder_bytes(folder: Path) -> tuple[int, int]:
