@@ -112,3 +112,13 @@ def test_a_client_that_never_reads_cannot_pile_up_responses(tmp_path, free_port)
             assert len(conn.buf) < 1024 * 1024
         finally:
             sock.close()
+
+
+def test_ipv4_clients_of_a_dual_stack_socket_are_judged_as_ipv4(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, allow=["127.0.0.1/32"])
+    cfg.write_text(cfg.read_text().replace(f'"127.0.0.1:{free_port}"', f'"[::]:{free_port}"'))
+    with InProcessServer(cfg) as server:
+        assert get(free_port, "/" + EP11_INDEX).status == 200          # arrives as ::ffff:127.0.0.1
+        with Client(free_port, source="127.0.0.2") as c:
+            assert c.request("/" + EP11_INDEX).status == 403
+        assert {c.addr for c in server.worker.connections} <= {"127.0.0.1", "127.0.0.2"}

@@ -1,6 +1,7 @@
 """The server over real sockets: routing, vendor paths, HTTP semantics, safety."""
 
 import socket
+import time
 
 import pytest
 from helpers import (
@@ -170,3 +171,15 @@ def test_status_pages_answer_or_say_the_module_is_missing(server):
         expected = 503
     for path in ("/status", "/status.json", "/metrics"):
         assert get(server.port, path).status == expected
+
+
+def test_a_file_after_answers_still_queued_for_a_slow_reader_arrives_whole(server):
+    with Client(server.port) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        # 7 MB of answers: more than the socket buffers hold, so the server queues
+        c.send(request_bytes("/" + EP11_INDEX) * 150 + request_bytes(LARGE) + request_bytes(SMALL))
+        time.sleep(0.3)
+        for _ in range(150):
+            assert c.read_response().body == EP11_BYTES
+        assert c.read_response().body == LARGE_BYTES
+        assert c.read_response().body == SMALL_BYTES

@@ -91,7 +91,10 @@ class Connection(asyncio.Protocol):
         slot.connections_open += 1
         slot.connections_total += 1
         peer = transport.get_extra_info("peername")
-        self.addr = peer[0] if peer else "-"
+        addr = peer[0] if peer else "-"
+        if addr.startswith("::ffff:") and "." in addr:
+            addr = addr[7:]    # an IPv4 client of a dual-stack socket: log and judge it as IPv4
+        self.addr = addr
         slot.saw_client(self.addr)
         self.deadline = w.clock + HEADER_TIMEOUT
         if not w.tls:
@@ -392,9 +395,11 @@ class Connection(asyncio.Protocol):
 
     def _send_file(self, req: Request, status: int, f, offset: int, count: int, head_len: int) -> None:
         w = self.w
-        if self.sock_fd < 0 or w.add_writer is None:
-            # TLS (or a loop without writer callbacks): asyncio's sendfile reads
-            # and writes in bounded chunks instead.
+        if self.sock_fd < 0 or w.add_writer is None or self.transport.get_write_buffer_size():
+            # TLS (or a loop without writer callbacks, or a head still queued
+            # because the socket is full): asyncio's sendfile, which waits for
+            # the transport to drain (and reads and writes in bounded chunks
+            # where it cannot use sendfile(2)).
             self.busy = True
             self.deadline = w.clock + SEND_TIMEOUT
             self.task = w.loop.create_task(
@@ -402,17 +407,7 @@ class Connection(asyncio.Protocol):
             return
         self.sending = _FileSend(req, status, f, offset, count, head_len)
         self.busy = True
-        if self.transport.get_write_buffer_size():
-            # The head is still queued in the transport: start once it drained.
-            self.task = w.loop.create_task(self._send_after_drain())
-        else:
-            self._send_some(inline=True)
-
-    async def _send_after_drain(self) -> None:
-        while self.transport.get_write_buffer_size() and not self.closing:
-            await asyncio.sleep(0.01)
-        if not self.closing:
-            self._send_some()
+        self._send_some(inline=True)
 
     def _send_some(self, inline: bool = False) -> None:
         """sendfile(2) straight to the socket until done or the socket is full.
