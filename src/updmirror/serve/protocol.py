@@ -197,6 +197,9 @@ class Connection(asyncio.Protocol):
                     return
                 self.idle = True
                 self.deadline = self.w.clock + IDLE_TIMEOUT
+            elif pos:
+                # Requests were answered; the head that follows gets its own time.
+                self.deadline = self.w.clock + HEADER_TIMEOUT
             if self.reading_paused and not self.write_paused:
                 self.reading_paused = False
                 self.transport.resume_reading()
