@@ -163,12 +163,18 @@ def main() -> int:
                 profile = summarize(raw)
     remove_tree(store)
     remove_tree(downloads)
+    cost = verification_cost(root / "www", files, fingerprint(root))
 
-    report(args, results, len(indexes), len(files), want_bytes, profile)
+    report(args, results, len(indexes), len(files), want_bytes, max(files.values()), cost, profile)
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"args": {k: str(v) for k, v in vars(args).items()}, "runs": results, "profile": profile},
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "runs": results,
+                    "profile": profile,
+                    "verification_cost": cost,
+                },
                 indent=1,
             )
         )
@@ -177,8 +183,45 @@ def main() -> int:
     return 0
 
 
+def verification_cost(www: Path, files: dict[str, int], key: str) -> dict:
+    """CPU seconds to verify every file once in one thread, and the hashes' share of it.
+
+    The floor under the sync's own CPU: every byte must be read back and go
+    through SHA-512 (the RSA signature), SHA-1 (the DSA signature, announced
+    by its one-pass packet) and CRC-32 (the inner blob).
+    """
+    import hashlib
+    import zlib
+
+    from updmirror.eset import nup
+
+    started = time.process_time()
+    for path in files:
+        nup.verify(www / path.lstrip("/"), path, [key])
+    out = {"verify": time.process_time() - started}
+    total = sum(files.values())
+    block = b"\x5a" * MB
+    for name, step in (
+        ("sha512", hashlib.sha512().update),
+        ("sha1", hashlib.sha1().update),
+        ("crc32", lambda b: zlib.crc32(b)),
+    ):
+        started = time.process_time()
+        for _ in range(max(1, total // MB)):
+            step(block)
+        out[name] = time.process_time() - started
+    return out
+
+
 def report(
-    args, results: list[dict], n_indexes: int, n_files: int, want_bytes: int, profile: str | None
+    args,
+    results: list[dict],
+    n_indexes: int,
+    n_files: int,
+    want_bytes: int,
+    largest: int,
+    cost: dict,
+    profile: str | None,
 ) -> None:
     sync = stats(r["sync_s"] for r in results)
     curl = stats(r["curl_s"] for r in results)
@@ -244,6 +287,11 @@ def report(
                 [
                     "files / bytes fetched by the sync",
                     f"{results[0]['sync_files']} / {results[0]['sync_bytes']}",
+                ],
+                ["largest file", mib(largest)],
+                [
+                    "CPU to verify every file once, one thread (of which SHA-512 / SHA-1 / CRC-32)",
+                    f"{cost['verify']:.1f} s ({cost['sha512']:.1f} / {cost['sha1']:.1f} / {cost['crc32']:.1f} s)",
                 ],
                 [
                     "requests seen by the vendor: sync / curl",
