@@ -422,26 +422,27 @@ class Connection(asyncio.Protocol):
         job = self.sending
         if job is None or self.closing:
             return
-        fd = job.file.fileno()
         try:
-            while job.remaining:
-                n = os.sendfile(self.sock_fd, fd, job.offset, job.remaining)
-                if n == 0:
-                    raise OSError("file shorter than its table entry")
-                job.offset += n
-                job.remaining -= n
-                job.sent += n
+            n = os.sendfile(self.sock_fd, job.file.fileno(), job.offset, job.remaining)
+            if n == 0:
+                raise OSError("file shorter than its table entry")
         except BlockingIOError:
-            self.deadline = self.w.clock + SEND_TIMEOUT
-            if not job.waiting:
-                job.waiting = True
-                self.w.add_writer(self.sock_fd, self._send_some)
-            return
+            n = 0
         except OSError:
             self._end_send(job)
             self._log(job.req, job.status, job.count - job.remaining)
             self.closing = True
             self.transport.abort()
+            return
+        job.offset += n
+        job.remaining -= n
+        if job.remaining:
+            # A short count means the socket buffer is full: wait until it
+            # drains rather than pay for a call that would only say EAGAIN.
+            self.deadline = self.w.clock + SEND_TIMEOUT
+            if not job.waiting:
+                job.waiting = True
+                self.w.add_writer(self.sock_fd, self._send_some)
             return
         self._end_send(job)
         req = job.req
@@ -554,13 +555,12 @@ class Connection(asyncio.Protocol):
 class _FileSend:
     """A file response in progress."""
 
-    __slots__ = ("req", "status", "file", "offset", "remaining", "count", "head_len", "sent",
-                 "waiting")
+    __slots__ = ("req", "status", "file", "offset", "remaining", "count", "head_len", "waiting")
 
     def __init__(self, req: Request, status: int, f, offset: int, count: int, head_len: int):
         self.req, self.status, self.file = req, status, f
         self.offset, self.remaining, self.count = offset, count, count
-        self.head_len, self.sent, self.waiting = head_len, 0, False
+        self.head_len, self.waiting = head_len, False
 
 
 def _connection(req: Request) -> bytes:
