@@ -1,5 +1,6 @@
 """`updmirror serve` and `updmirror run` as an administrator meets them."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -136,3 +137,20 @@ def test_run_keeps_serving_when_the_sync_fails(tmp_path, store, free_port):
         code, err = server.stop()
     assert code == 0, err
     assert "sync failed" in err and "still serving the last good snapshot" in err
+
+
+def _workers(master_pid: int) -> list[int]:
+    with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_a_crashed_worker_is_replaced(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, workers=2)
+    with ServerProcess(cfg, free_port) as server:
+        before = _workers(server.proc.pid)
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGKILL)
+        assert wait_until(lambda: len(w := _workers(server.proc.pid)) == 2 and before[0] not in w, 10)
+        assert all(get(free_port, "/" + EP11_INDEX).body == INDEX_BYTES for _ in range(6))
+        code, err = server.stop()
+    assert code == 0 and "starting a new one" in err
