@@ -25,7 +25,7 @@ from pathlib import Path
 
 from common import machine_line, process_tree, rss_bytes, stats, table
 from serve_load import Children, sources
-from serve_snapshot import SERVE_WORK, raise_open_files, servers, snapshot
+from serve_snapshot import code_version, SERVE_WORK, raise_open_files, servers, snapshot
 
 
 def tree_rss(pid: int) -> int:
@@ -85,6 +85,7 @@ def main() -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     table_ = servers(snap, log_dir, args.servers)
     path = "/" + snap.index_path("ep11")
+    print(code_version())
     print(machine_line(), flush=True)
     results = {n: [] for n in table_}
     for run in range(args.runs):

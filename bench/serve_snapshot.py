@@ -59,6 +59,20 @@ def raise_open_files() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def code_version() -> str:
+    """The commit of the server's code being measured (it changes while others work), and whether
+    src/updmirror/serve has uncommitted changes."""
+    repo = HERE.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%h %cd", "--date=format:%H:%M",
+                                 "--", "src/updmirror/serve"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "src/updmirror/serve"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"src/updmirror/serve at {commit or 'unknown'}" + (" + uncommitted changes" if dirty else "")
+
+
 def need_tool(path: str, package: str) -> str:
     found = shutil.which(path) or (path if os.access(path, os.X_OK) else None)
     if not found:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from common import RssSampler, cpu_seconds, machine_line, mib, stats, table
 from serve_load import Children, sources
-from serve_snapshot import AGENTS, SERVE_WORK, new_files, raise_open_files, servers, snapshot
+from serve_snapshot import code_version, AGENTS, SERVE_WORK, new_files, raise_open_files, servers, snapshot
 
 from updmirror.eset.trees import TREES
 
@@ -105,6 +105,14 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def ratio(median: float, base_median: float | None, values: list[float], base_values: list[float]) -> str:
+    """The ratio of medians, and the ratio within each run (servers of one run ran back to back)."""
+    if not base_median:
+        return "-"
+    per_run = [f"{v / b:.2f}" for v, b in zip(values, base_values) if b]
+    return f"{median / base_median:.2f}" + (f" ({'/'.join(per_run)})" if len(per_run) > 1 else "")
+
+
 def report(c: int, by_server: dict[str, list[dict]]) -> str:
     base = by_server.get("nginx")
     base_rate = statistics.median(r["updates_per_s"] for r in base) if base else None
@@ -119,11 +127,12 @@ def report(c: int, by_server: dict[str, list[dict]]) -> str:
             "/".join(str(e) for e in errs) + (f" ({'; '.join(kinds)})" if kinds else ""),
             stats(r["peak_rss"] / 1e6 for r in runs).show("{:.0f}"),
             stats(r["cpu"] for r in runs).show("{:.1f}"), stats(r["loadgen_cpu"] for r in runs).show("{:.1f}"),
-            f"{rate.median / base_rate:.2f}" if base_rate else "-"])
+            ratio(rate.median, base_rate, [r["updates_per_s"] for r in runs],
+                  [r["updates_per_s"] for r in base] if base else [])])
     rounds = next(iter(by_server.values()))[0]["rounds"]
     return (f"C = {c} clients, {rounds} update(s) each\n" + table(
         ["server", "updates/s", "MB/s", "p50 s", "p99 s", "errors per run", "peak RSS MB", "CPU s",
-         "loadgen CPU s", "x nginx"], rows))
+         "loadgen CPU s", "x nginx (per run)"], rows))
 
 
 def main() -> int:
@@ -140,7 +149,12 @@ def main() -> int:
     ap.add_argument("--min-updates", type=int, default=4000,
                     help="each client updates again until C x rounds >= this (one round at C=10,000)")
     ap.add_argument("--json", type=Path, help="write every run's figures here")
+    ap.add_argument("--from-json", type=Path, help="only print the tables of a run saved with --json")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        print("\n".join(report(int(c), v) + "\n" for c, v in saved.items()))
+        return 0
 
     nofile = raise_open_files()
     if nofile < max(args.clients) + 1000:
@@ -155,6 +169,7 @@ def main() -> int:
             files = new_files(snap, tree, plat)
             print(f"a {tree} {plat} client needs {len(files)} files, {sum(s for _, s in files) / 1e6:.2f} MB "
                   f"after the release (+ its {(snap.tree / snap.index_path(tree)).stat().st_size / 1e3:.0f} KB index)")
+    print(code_version())
     print(machine_line())
     print(f"{args.procs} load-generator processes on the same cores as the server; {GOALS}\n", flush=True)
     results: dict[int, dict[str, list[dict]]] = {}

@@ -9,7 +9,7 @@ each connection count and each run: a fresh server, then
 `wrk -t2 -cN -dDs --timeout 10s` on one URL, sharing the two cores with
 the server. Figures: requests/s and transfer/s (medians, spread), wrk's
 socket errors and non-2xx answers, the server's peak RSS (summed over its
-process tree) and CPU seconds; ratios to nginx in the same run.
+process tree) and CPU seconds, wrk's own CPU seconds; ratios to nginx in the same run.
 Goals (issue 4): >= 0.5 of nginx's requests/s for the index and >= 0.9 for
 module files at every connection count, memory flat as connections and
 file sizes grow.
@@ -20,13 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from common import RssSampler, cpu_seconds, machine_line, stats, table
-from serve_snapshot import AGENTS, SERVE_WORK, need_tool, raise_open_files, servers, snapshot
+from serve_storm import ratio
+from serve_snapshot import code_version, AGENTS, SERVE_WORK, need_tool, raise_open_files, servers, snapshot
 
 WRK = "/usr/bin/wrk"
 GOALS = {"index": 0.5, "module": 0.9}
@@ -62,15 +64,18 @@ def one_run(make, path: str, conns: int, duration: int) -> dict:
     with make() as server:
         url = f"http://127.0.0.1:{server.port}{path}"
         cpu0 = cpu_seconds(server.pid)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with RssSampler(server.pid) as rss:
             done = subprocess.run([WRK, "-t2", f"-c{conns}", f"-d{duration}s", "--timeout", "10s",
                                    "-H", f"User-Agent: {AGENTS['ep11']}", url],
                                   capture_output=True, text=True, timeout=duration + 120)
         cpu = cpu_seconds(server.pid) - cpu0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)   # wrk is the only child reaped meanwhile
+    wrk_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-1000:]}")
     out = parse_wrk(done.stdout)
-    out.update(peak_rss=rss.peak, cpu=cpu, errors=sum(out["socket_errors"].values()) + out["non2xx"])
+    out.update(peak_rss=rss.peak, cpu=cpu, wrk_cpu=wrk_cpu, errors=sum(out["socket_errors"].values()) + out["non2xx"])
     return out
 
 
@@ -86,10 +91,11 @@ def report(kind: str, conns: int, by_server: dict[str, list[dict]]) -> str:
                      "/".join(str(r["errors"]) for r in runs) + (f" ({', '.join(kinds)})" if kinds else ""),
                      stats(r["peak_rss"] / 1e6 for r in runs).show("{:.0f}"),
                      stats(r["cpu"] for r in runs).show("{:.1f}"),
-                     f"{rps.median / base_rps:.2f}" if base_rps else "-"])
+                     stats(r.get("wrk_cpu", float("nan")) for r in runs).show("{:.1f}"),
+                     ratio(rps.median, base_rps, [r["rps"] for r in runs], [r["rps"] for r in base] if base else [])])
     goal = f"goal >= {GOALS[kind]} x nginx"
     return f"{kind}, {conns} connections ({goal})\n" + table(
-        ["server", "req/s", "MB/s", "errors per run", "peak RSS MB", "CPU s", "x nginx"], rows)
+        ["server", "req/s", "MB/s", "errors per run", "peak RSS MB", "CPU s", "wrk CPU s", "x nginx (per run)"], rows)
 
 
 def main() -> int:
@@ -100,7 +106,13 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     ap.add_argument("--servers", nargs="+", default=["ours-w1", "ours-w2", "nginx", "http.server"])
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--from-json", type=Path, help="only print the tables of a run saved with --json")
     args = ap.parse_args()
+    if args.from_json:
+        for key, by in json.loads(args.from_json.read_text())["results"].items():
+            kind, conns = key.split()
+            print(report(kind, int(conns), by) + "\n")
+        return 0
 
     need_tool(WRK, "wrk")
     nofile = raise_open_files()
@@ -113,6 +125,7 @@ def main() -> int:
     paths = pick_files(snap)
     for kind in args.files:
         print(f"{kind}: {paths[kind]} ({(snap.tree / paths[kind].lstrip('/')).stat().st_size} bytes)")
+    print(code_version())
     print(machine_line(), flush=True)
     names = list(table_)
     results: dict[str, dict] = {}
