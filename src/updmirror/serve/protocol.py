@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,9 @@ SEND_TIMEOUT = 60.0
 #: sendfile(2) in steps of this size, so progress (and the deadline) is seen.
 SENDFILE_STEP = 256 * 1024
 
+#: Linux's TCP_CORK, as nginx's tcp_nopush: headers and file leave together.
+_CORK = getattr(socket, "TCP_CORK", None)
+
 ROUTED_PATHS = (b"/update.ver", b"/dll/update.ver")
 STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metrics"}
 _ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
@@ -68,7 +72,7 @@ _CLOSE = b"Connection: close\r\n"
 class Connection(asyncio.Protocol):
     __slots__ = ("w", "transport", "sock_fd", "addr", "allowed", "allow_generation", "buf",
                  "busy", "closing", "deadline", "idle", "write_paused", "reading_paused",
-                 "peer_eof", "user", "task", "memo_key", "sending")
+                 "peer_eof", "user", "task", "memo_key", "sending", "sock")
 
     def __init__(self, worker: Worker):
         self.w = worker
@@ -79,6 +83,7 @@ class Connection(asyncio.Protocol):
         self.user: str | None = None
         self.task: asyncio.Task | None = None
         self.sock_fd = -1
+        self.sock = None
         self.memo_key: bytes | None = None
         self.sending: _FileSend | None = None
 
@@ -99,7 +104,9 @@ class Connection(asyncio.Protocol):
         self.deadline = w.clock + HEADER_TIMEOUT
         if not w.tls:
             sock = transport.get_extra_info("socket")
-            self.sock_fd = sock.fileno() if sock is not None else -1
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                self.sock = sock
+                self.sock_fd = sock.fileno()
         self.allowed = w.allow.permits(self.addr)
         self.allow_generation = w.allow_generation
         if len(w.connections) > w.max_connections:
@@ -133,7 +140,13 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if not self.busy and not self.closing:
+        # Not right here: the transport calls this from inside its write
+        # handler, which unregisters the socket's writer callback when it
+        # returns, and would take a sendfile's callback with it.
+        self.w.loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        if not (self.busy or self.closing or self.write_paused):
             self._continue()
 
     def data_received(self, data: bytes) -> None:
@@ -392,6 +405,17 @@ class Connection(asyncio.Protocol):
         except OSError:
             # The snapshot was cleaned up since the tables were built.
             self._send_error(404, req, close=not req.keep_alive)
+            return
+        sock = self.sock
+        if sock is not None and _CORK is not None and not self.transport.get_write_buffer_size():
+            # Corked, the head leaves in the same packet as the file's first bytes.
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+                self.transport.write(head)
+                self._send_file(req, status, f, start, count, len(head))
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
+            except OSError:
+                pass    # the connection broke; the transport reports it
             return
         self.transport.write(head)
         self._send_file(req, status, f, start, count, len(head))
