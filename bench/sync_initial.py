@@ -2,6 +2,7 @@
 
     python bench/sync_initial.py                    # 1024 MiB, 3 runs
     python bench/sync_initial.py --size-mb 64 --runs 2 --profile
+    python bench/sync_initial.py --compare-cmd "python bench/sync_candidate.py --fsync-in-thread --chunk 1048576 --"
 
 Starts the simulated vendor (`updmirror vendor serve`, a process of its own)
 on a free loopback port, then per run, each from an empty folder:
@@ -69,6 +70,11 @@ def main() -> int:
         help="run this instead of 'python -m updmirror' for the sync (a candidate "
         'change), e.g. "env X=1 /path/python /path/runner.py"',
     )
+    ap.add_argument(
+        "--compare-cmd",
+        help="also run this sync command (a candidate change) in every run, alternating with the "
+        "standard sync and curl, and report it beside them",
+    )
     args = ap.parse_args()
 
     work = WORK / "initial"
@@ -101,7 +107,8 @@ def main() -> int:
     with server:
         for run in range(args.runs):
             row = {"run": run + 1}
-            order = ("sync", "curl") if run % 2 == 0 else ("curl", "sync")
+            sides = ["sync", "curl"] + (["candidate"] if args.compare_cmd else [])
+            order = sides[run % len(sides) :] + sides[: run % len(sides)]  # each side goes first in turn
             for side in order:
                 before = vendor_requests(url)
                 vendor_cpu = cpu_seconds(server.pid)
@@ -126,6 +133,14 @@ def main() -> int:
                         sync_inside_s=summary["finished"] - summary["started"],
                         sync_cpu=m.cpu_seconds,
                     )
+                elif side == "candidate":
+                    remove_tree(store)
+                    m, summary = run_sync_json(config, timeout=args.timeout, sync_cmd=args.compare_cmd)
+                    if not summary["ok"] or summary["bytes_fetched"] != want_bytes:
+                        raise RuntimeError(
+                            f"the candidate did not fetch the whole repository: {summary['message']}"
+                        )
+                    row.update(candidate_s=m.seconds, candidate_maxrss=m.maxrss, candidate_cpu=m.cpu_seconds)
                 else:
                     remove_tree(downloads)
                     m = run_measured(curl_parallel(curl_cfg, args.parallel), timeout=args.timeout).check()
@@ -146,6 +161,8 @@ def main() -> int:
                 row[f"{side}_vendor_cpu"] = cpu_seconds(server.pid) - vendor_cpu
                 row[f"{side}_vendor_requests"] = vendor_requests(url) - before
             row["ratio"] = row["sync_s"] / row["curl_s"]
+            if args.compare_cmd:
+                row["candidate_ratio"] = row["candidate_s"] / row["curl_s"]
             results.append(row)
             print(
                 f"run {run + 1}: sync {row['sync_s']:.1f} s, curl {row['curl_s']:.1f} s, "
@@ -312,6 +329,34 @@ def report(
     print(
         f"goal: peak RSS under 150 MB: {'MET' if ok_rss else 'MISSED'} (highest {rss.high * MB / 1e6:.0f} MB)"
     )
+    if args.compare_cmd:
+        cand = stats(r["candidate_s"] for r in results)
+        print()
+        print(f"candidate, measured in the same runs: {args.compare_cmd}")
+        print(
+            table(
+                ["figure", "median (min..max, spread)"],
+                [
+                    ["candidate sync time", cand.show("{:.1f}", " s")],
+                    [
+                        "candidate / baseline, median of the per-run ratios",
+                        stats(r["candidate_ratio"] for r in results).show("{:.2f}"),
+                    ],
+                    [
+                        "candidate / standard sync, median of the per-run ratios",
+                        stats(r["candidate_s"] / r["sync_s"] for r in results).show("{:.2f}"),
+                    ],
+                    [
+                        "CPU of the candidate (user + system)",
+                        stats(r["candidate_cpu"] for r in results).show("{:.1f}", " s"),
+                    ],
+                    [
+                        "candidate peak RSS",
+                        stats(r["candidate_maxrss"] / MB for r in results).show("{:.1f}", " MiB"),
+                    ],
+                ],
+            )
+        )
     if profile:
         print()
         print("profile of one more sync (py-spy, all threads):")
