@@ -221,15 +221,19 @@ class Sync:
         if module.size is not None and size != module.size:
             partial.unlink(missing_ok=True)
             raise FormatError(f"{source}: got {size} bytes, the index says size={module.size}")
+        def verify_and_flush() -> None:
+            nup.verify(partial, source, self.cfg.verify.signing_keys, self.extra_keys)
+            # On disk before the rename makes it "verified"; flushed in this
+            # worker thread, since an fsync on the event loop stalls every download.
+            fsync_path(partial)
+
         try:
-            await asyncio.to_thread(nup.verify, partial, source, self.cfg.verify.signing_keys,
-                                    self.extra_keys)
+            await asyncio.to_thread(verify_and_flush)
         except FormatError:
             partial.unlink(missing_ok=True)   # a bad file must be fetched anew, not resumed
             raise
         target = self.store.pool_file(module.path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fsync_path(partial)
         os.replace(partial, target)
         self.report.files_fetched += 1
         self.report.bytes_fetched += size
