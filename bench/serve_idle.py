@@ -25,7 +25,7 @@ from pathlib import Path
 
 from common import machine_line, process_tree, rss_bytes, stats, table
 from serve_load import Children, sources
-from serve_snapshot import code_version, SERVE_WORK, raise_open_files, servers, snapshot
+from serve_snapshot import SERVE_WORK, code_version, raise_open_files, servers, snapshot
 
 
 def tree_rss(pid: int) -> int:

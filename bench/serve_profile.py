@@ -100,7 +100,7 @@ def main() -> int:
             spies = [subprocess.Popen([spy, "record", "--nonblocking", "-f", "raw", "-r", str(args.rate),
                                        "-d", str(int(args.seconds)), "-o", str(f), "--pid", str(pid)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                      for pid, f in zip(workers, files)]
+                      for pid, f in zip(workers, files, strict=True)]
             for s in spies:
                 s.wait(timeout=args.seconds + 60)
         finally:

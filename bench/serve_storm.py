@@ -23,7 +23,8 @@ Figures per server and C (medians over the runs, with the spread):
 client updates per second (updates completed / time until the last client finished),
 bytes per second, p50 and p99 time per client update, errors, the server's
 peak RSS (summed over its process tree, polled from /proc every 50 ms) and
-its CPU seconds; ratios to nginx's client updates per second in the same
+its CPU seconds (and per completed update: the server's own cost, which
+the machine's other load disturbs least); ratios to nginx's client updates per second in the same
 run. The load generator (two processes by default, raw HTTP/1.1 on
 asyncio) runs on the same two cores as the server, as wrk would: every
 server is measured with the same handicap, and the generator's own CPU
@@ -41,9 +42,7 @@ from pathlib import Path
 
 from common import RssSampler, cpu_seconds, machine_line, mib, stats, table
 from serve_load import Children, sources
-from serve_snapshot import code_version, AGENTS, SERVE_WORK, new_files, raise_open_files, servers, snapshot
-
-from updmirror.eset.trees import TREES
+from serve_snapshot import AGENTS, SERVE_WORK, code_version, new_files, raise_open_files, servers, snapshot
 
 GOALS = "goals at C=10,000: no errors, >= 0.5 of nginx's client updates per second, < 300 MB resident"
 
@@ -109,8 +108,14 @@ def ratio(median: float, base_median: float | None, values: list[float], base_va
     """The ratio of medians, and the ratio within each run (servers of one run ran back to back)."""
     if not base_median:
         return "-"
-    per_run = [f"{v / b:.2f}" for v, b in zip(values, base_values) if b]
+    per_run = [f"{v / b:.2f}" for v, b in zip(values, base_values, strict=False) if b]
     return f"{median / base_median:.2f}" + (f" ({'/'.join(per_run)})" if len(per_run) > 1 else "")
+
+
+def _over_done(runs: list[dict], key: str) -> str:
+    """A percentile over the runs where some client finished ("-" when none did)."""
+    done = [r[key] for r in runs if r["done"]]
+    return stats(done).show("{:.2f}") if done else "-"
 
 
 def report(c: int, by_server: dict[str, list[dict]]) -> str:
@@ -123,16 +128,19 @@ def report(c: int, by_server: dict[str, list[dict]]) -> str:
         kinds = sorted({k for r in runs for k in r["errors"]})
         rows.append([
             name, rate.show("{:.0f}"), stats(r["bytes_per_s"] / 1e6 for r in runs).show("{:.0f}"),
-            stats(r["p50"] for r in runs).show("{:.2f}"), stats(r["p99"] for r in runs).show("{:.2f}"),
+            _over_done(runs, "p50"), _over_done(runs, "p99"),
             "/".join(str(e) for e in errs) + (f" ({'; '.join(kinds)})" if kinds else ""),
             stats(r["peak_rss"] / 1e6 for r in runs).show("{:.0f}"),
-            stats(r["cpu"] for r in runs).show("{:.1f}"), stats(r["loadgen_cpu"] for r in runs).show("{:.1f}"),
+            stats(r["cpu"] for r in runs).show("{:.1f}"),
+            stats(1000 * r["cpu"] / r["done"] for r in runs if r["done"]).show("{:.2f}")
+            if any(r["done"] for r in runs) else "-",
+            stats(r["loadgen_cpu"] for r in runs).show("{:.1f}"),
             ratio(rate.median, base_rate, [r["updates_per_s"] for r in runs],
                   [r["updates_per_s"] for r in base] if base else [])])
     rounds = next(iter(by_server.values()))[0]["rounds"]
     return (f"C = {c} clients, {rounds} update(s) each\n" + table(
         ["server", "updates/s", "MB/s", "p50 s", "p99 s", "errors per run", "peak RSS MB", "CPU s",
-         "loadgen CPU s", "x nginx (per run)"], rows))
+         "CPU ms/update", "loadgen CPU s", "x nginx (per run)"], rows))
 
 
 def main() -> int:

@@ -9,7 +9,9 @@ each connection count and each run: a fresh server, then
 `wrk -t2 -cN -dDs --timeout 10s` on one URL, sharing the two cores with
 the server. Figures: requests/s and transfer/s (medians, spread), wrk's
 socket errors and non-2xx answers, the server's peak RSS (summed over its
-process tree) and CPU seconds, wrk's own CPU seconds; ratios to nginx in the same run.
+process tree), its CPU seconds and CPU milliseconds per completed request
+(the server's own cost, which the machine's other load disturbs least),
+wrk's own CPU seconds; ratios to nginx in the same run.
 Goals (issue 4): >= 0.5 of nginx's requests/s for the index and >= 0.9 for
 module files at every connection count, memory flat as connections and
 file sizes grow.
@@ -27,8 +29,8 @@ import sys
 from pathlib import Path
 
 from common import RssSampler, cpu_seconds, machine_line, stats, table
+from serve_snapshot import AGENTS, SERVE_WORK, code_version, need_tool, raise_open_files, servers, snapshot
 from serve_storm import ratio
-from serve_snapshot import code_version, AGENTS, SERVE_WORK, need_tool, raise_open_files, servers, snapshot
 
 WRK = "/usr/bin/wrk"
 GOALS = {"index": 0.5, "module": 0.9}
@@ -56,7 +58,7 @@ def parse_wrk(out: str) -> dict:
     return {"rps": num(r"Requests/sec:\s+([\d.]+)"),
             "bytes_per_s": float(transfer.group(1)) * scale.get(transfer.group(2), 1) if transfer else 0.0,
             "socket_errors": dict(zip(("connect", "read", "write", "timeout"),
-                                      map(int, errors.groups()))) if errors else {},
+                                      map(int, errors.groups()), strict=True)) if errors else {},
             "non2xx": int(num(r"Non-2xx or 3xx responses:\s+(\d+)"))}
 
 
@@ -75,7 +77,7 @@ def one_run(make, path: str, conns: int, duration: int) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-1000:]}")
     out = parse_wrk(done.stdout)
-    out.update(peak_rss=rss.peak, cpu=cpu, wrk_cpu=wrk_cpu, errors=sum(out["socket_errors"].values()) + out["non2xx"])
+    out.update(peak_rss=rss.peak, cpu=cpu, wrk_cpu=wrk_cpu, duration=duration, errors=sum(out["socket_errors"].values()) + out["non2xx"])
     return out
 
 
@@ -91,11 +93,12 @@ def report(kind: str, conns: int, by_server: dict[str, list[dict]]) -> str:
                      "/".join(str(r["errors"]) for r in runs) + (f" ({', '.join(kinds)})" if kinds else ""),
                      stats(r["peak_rss"] / 1e6 for r in runs).show("{:.0f}"),
                      stats(r["cpu"] for r in runs).show("{:.1f}"),
+                     stats(1000 * r["cpu"] / max(1.0, r["rps"] * r.get("duration", 15)) for r in runs).show("{:.3f}"),
                      stats(r.get("wrk_cpu", float("nan")) for r in runs).show("{:.1f}"),
                      ratio(rps.median, base_rps, [r["rps"] for r in runs], [r["rps"] for r in base] if base else [])])
     goal = f"goal >= {GOALS[kind]} x nginx"
     return f"{kind}, {conns} connections ({goal})\n" + table(
-        ["server", "req/s", "MB/s", "errors per run", "peak RSS MB", "CPU s", "wrk CPU s", "x nginx (per run)"], rows)
+        ["server", "req/s", "MB/s", "errors per run", "peak RSS MB", "CPU s", "CPU ms/req", "wrk CPU s", "x nginx (per run)"], rows)
 
 
 def main() -> int:
