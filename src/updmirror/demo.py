@@ -18,12 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 from rich.console import Console
-from rich.table import Table
 
 from updmirror import config
-from updmirror.client.update import USER_AGENTS, update_once
 from updmirror.errors import UpdmirrorError
 
 VENDOR_USER = "EAV-0123456789"
@@ -168,6 +165,11 @@ workers = 1
                 self.mirror.kill()
 
     async def _clients(self, base: str, fingerprint: str, title: str) -> dict[str, int | None]:
+        import aiohttp
+        from rich.table import Table
+
+        from updmirror.client.update import USER_AGENTS, update_once
+
         self.say(title)
         async with aiohttp.ClientSession() as session:
             results = await asyncio.gather(*(

@@ -11,10 +11,9 @@ from updmirror.config import parse_listen
 from updmirror.errors import ConfigError
 
 from . import VendorError
-from .faults import KINDS, Fault
+from .faults import CONTROL_PATH, KINDS, Fault
 from .generate import DEFAULT_TREES, VendorState, generate
 from .publish import publish
-from .server import CONTROL_PATH, VendorServer
 
 
 def register(subparsers) -> None:
@@ -70,6 +69,8 @@ def _serve(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen)
     except (ConfigError, ValueError) as exc:
         raise VendorError(f"--listen {args.listen!r}: {exc}") from None
+    from .server import VendorServer  # aiohttp's server: only for this command
+
     state = VendorState.load(args.root)
     faults = [Fault.parse(spec) for spec in args.fault]
     server = VendorServer(args.root / "www", args.user, args.password, host=host, port=port,

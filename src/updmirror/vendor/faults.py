@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 from . import VendorError
 
+#: Where `vendor serve --control` takes fault changes (loopback only).
+CONTROL_PATH = "/__vendor/faults"
+
 KINDS = ("status", "stall", "slow", "truncate", "wrong_size", "bad_crc", "bad_signature",
          "captive_portal", "escape", "endless")
 #: Kinds that change what an index says; they only apply to index requests.

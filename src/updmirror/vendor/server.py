@@ -38,12 +38,11 @@ from updmirror.eset.modules import is_module_section
 from updmirror.eset.updatever import UpdateVer
 
 from . import VendorError
-from .faults import Fault, FaultSet
+from .faults import CONTROL_PATH, Fault, FaultSet
 
 CHUNK = 64 * 1024
 FILE_CHUNK = 256 * 1024  # fewer thread hops when serving large files
 REALM = "ESET Update"
-CONTROL_PATH = "/__vendor/faults"
 #: Upper bounds on anything a fault makes the server do.
 MAX_HOLD_SECONDS = 600.0
 SLOW_MAX_SECONDS = 120.0
