@@ -111,8 +111,9 @@ def snapshot() -> Snapshot:
     done = root / "ready.json"
     if done.exists() and (store / "current" / "tree").is_dir():
         return Snapshot(store, (store / "current" / "tree").resolve(), old)
-    remove_tree(root)
-    root.mkdir(parents=True)
+    for stale in (store, old, root / "vendor"):   # not logs/, results or profiles/ next to them
+        remove_tree(stale)
+    root.mkdir(parents=True, exist_ok=True)
     pristine = cached_vendor(SEED, SIZE_MB, TREE_NAMES)
     vendor = root / "vendor"
     copy_tree_linked(pristine, vendor)
