@@ -4,8 +4,9 @@ A mirror's clients send the same few request heads over and over (the same
 path, agent and headers), and the answer to a head depends only on the
 snapshot, the head and the second (the Date header). Remembering complete
 responses per head for the current second makes a repeated request a
-dictionary lookup and one write, without parsing. Only answers that need
-no password and are fully in memory are kept (no credential is ever a key),
+dictionary lookup and one write, without parsing (for a module file: the
+rendered head and the span of the file to send). Only answers that need no
+password are kept (no credential is ever a key),
 the whole memory is bounded, and it is dropped every second, on a snapshot
 switch and on reload.
 """
@@ -13,7 +14,6 @@ switch and on reload.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 #: Bytes of responses kept at most (per worker).
 MEMO_BYTES = 8 * 1024 * 1024
@@ -27,7 +27,7 @@ class ResponseMemo:
     def __init__(self, enabled: bool = True, limit: int = MEMO_BYTES):
         self.enabled = enabled
         self.limit = limit
-        self.answers: dict[bytes, tuple[Any, int, bytes, int]] = {}
+        self.answers: dict[bytes, tuple] = {}
         self.second = int(time.time())
         self.size = 0
 
@@ -36,7 +36,7 @@ class ResponseMemo:
         self.size = 0
         self.second = int(time.time())
 
-    def put(self, key: bytes, answer: tuple[Any, int, bytes, int]) -> None:
+    def put(self, key: bytes, answer: tuple) -> None:
         if not self.enabled or len(key) > MAX_KEY:
             return
         n = len(key) + len(answer[2])

@@ -236,9 +236,12 @@ class Connection(asyncio.Protocol):
         hit = memo.answers.get(head)
         if hit is not None and self.allowed:
             # The same request head as one answered this second: same answer.
-            req, status, data, body_len = hit
+            req, status, data, body_len, file = hit
             self.user = None
-            self._finish(req, status, data, body_len)
+            if file is None:
+                self._finish(req, status, data, body_len)
+            else:
+                self._open_and_send(req, status, data, *file)
             return
         self.memo_key = head if memo.enabled else None
         self.user = None
@@ -400,8 +403,13 @@ class Connection(asyncio.Protocol):
             self._finish(req, status, data, count)
             self._remember(req, status, data, count)
             return
+        self._remember(req, status, head, count, (entry.fs_path, start, count))
+        self._open_and_send(req, status, head, entry.fs_path, start, count)
+
+    def _open_and_send(self, req: Request, status: int, head: bytes, fs_path: str, start: int,
+                       count: int) -> None:
         try:
-            f = open(entry.fs_path, "rb", buffering=0)
+            f = open(fs_path, "rb", buffering=0)
         except OSError:
             # The snapshot was cleaned up since the tables were built.
             self._send_error(404, req, close=not req.keep_alive)
@@ -519,10 +527,12 @@ class Connection(asyncio.Protocol):
         self._finish(req, 304, head, 0)
         self._remember(req, 304, head, 0)
 
-    def _remember(self, req: Request, status: int, data: bytes, body_len: int) -> None:
+    def _remember(self, req: Request, status: int, data: bytes, body_len: int,
+                  file: tuple[str, int, int] | None = None) -> None:
+        """Remember a whole answer (`data`), or a head and the file span to send."""
         key = self.memo_key
         if key is not None and self.user is None:
-            self.w.memo.put(key, (req, status, data, body_len))
+            self.w.memo.put(key, (req, status, data, body_len, file))
 
     def _send_error(self, status: int, req: Request | None, *, close: bool, extra: bytes = b"",
                     body: bytes | None = None) -> None:
