@@ -16,8 +16,6 @@ import struct
 import time
 import zlib
 
-import rarfile
-
 from updmirror.errors import FormatError, MissingToolError
 
 RAR4_MARKER = b"Rar!\x1a\x07\x00"
@@ -32,6 +30,8 @@ def is_rar(data: bytes) -> bool:
 
 def extract_single(data: bytes, source: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
     """The first file member of a RAR archive, bounded by `max_bytes`."""
+    import rarfile  # here, not at the top: every server worker would carry it otherwise
+
     try:
         archive = rarfile.RarFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir()]
