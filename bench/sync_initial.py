@@ -2,7 +2,7 @@
 
     python bench/sync_initial.py                    # 1024 MiB, 3 runs
     python bench/sync_initial.py --size-mb 64 --runs 2 --profile
-    python bench/sync_initial.py --compare-cmd "python bench/sync_candidate.py --fsync-in-thread --chunk 1048576 --"
+    python bench/sync_initial.py --compare-cmd "env X=1 /path/python -m updmirror"   # a candidate sync
 
 Starts the simulated vendor (`updmirror vendor serve`, a process of its own)
 on a free loopback port, then per run, each from an empty folder:
