@@ -76,7 +76,7 @@ def test_etag_matching_takes_lists_weak_tags_and_star():
 @pytest.mark.parametrize("raw", [
     b"/../etc/passwd", b"/%2e%2e/etc/passwd", b"/%252e%252e/etc/passwd", b"/a/..%2fb",
     b"/a%2fb", b"/a\\..\\b", b"/a%5cb", b"/a\0b", b"/a%00b", b"/./a", b"/a//b", b"/a/%2E%2E/b",
-    b"/\xc3\xa9",
+    b"/\xc3\xa9", b"/../", b"/a/../", b"//", b"/%2e%2e/",
 ])
 def test_no_spelling_of_dot_dot_or_a_separator_gets_through(raw):
     with pytest.raises(UnsafePathError):
@@ -85,3 +85,8 @@ def test_no_spelling_of_dot_dot_or_a_separator_gets_through(raw):
 
 def test_a_percent_encoded_plain_path_is_decoded_once():
     assert _clean_path(b"/eset_upd/ep11/dll/update%2Ever") == b"/eset_upd/ep11/dll/update.ver"
+
+
+@pytest.mark.parametrize("raw", [b"/", b"/eset_upd/", b"/eset_upd/ep11/dll/"])
+def test_a_safe_folder_is_no_file_rather_than_a_bad_request(raw):
+    assert _clean_path(raw) is None

@@ -352,7 +352,9 @@ class Connection(asyncio.Protocol):
                 except UnsafePathError:
                     self._send_error(400, req, close=True)
                     return
-                if clean in ROUTED_PATHS:
+                if clean is None:
+                    pass    # a folder: never listed, so not found
+                elif clean in ROUTED_PATHS:
                     entry = tables.for_agent(clean, req.user_agent, req.spread_control)
                 else:
                     entry = tables.files.get(clean)
@@ -603,11 +605,13 @@ def _connection(req: Request) -> bytes:
     return _KEEP_ALIVE_10 if req.version == 10 else b""
 
 
-def _clean_path(raw: bytes) -> bytes:
-    """The request path decoded once and checked, or UnsafePathError.
+def _clean_path(raw: bytes) -> bytes | None:
+    """The request path decoded once and checked, None for a folder ("/",
+    "/eset_upd/"), or UnsafePathError.
 
     Encoded separators, backslashes and NUL are refused before decoding, so
-    that no spelling of `..` or of a path separator reaches the lookup.
+    that no spelling of `..` or of a path separator reaches the lookup. A
+    folder names no file (404, not 400), but is checked all the same.
     """
     lowered = raw.lower()
     if b"%2f" in lowered or b"%5c" in lowered or b"%00" in lowered or b"\\" in raw or b"\0" in raw:
@@ -616,4 +620,8 @@ def _clean_path(raw: bytes) -> bytes:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise UnsafePathError("request: raw non-ASCII bytes in the path") from None
+    if text.endswith("/"):
+        if text != "/":
+            normalise_path(text[:-1], "request")
+        return None
     return normalise_path(text, "request").encode("utf-8")
