@@ -22,7 +22,7 @@ from updmirror import redact
 from updmirror.config import Config
 from updmirror.errors import ConfigError, FormatError, UpdmirrorError, UpstreamError
 from updmirror.eset import nup, openpgp
-from updmirror.eset.modules import Module, Selection, modules, select
+from updmirror.eset.modules import Module, Selection, database_version, modules, select
 from updmirror.eset.trees import TREES
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
 from updmirror.store import Snapshot, Store, StoreLock
@@ -94,6 +94,9 @@ class Sync:
         self.selection = Selection(platforms=cfg.mirror.platforms, languages=cfg.mirror.languages,
                                    types=cfg.mirror.types)
         self.current = store.current()
+        #: The current snapshot's indexes by path: what a run compares against.
+        self.previous: dict[str, dict] = {
+            e["path"]: e for e in (self.current.manifest.get("indexes", []) if self.current else [])}
         self.extra_keys = _load_key_files(cfg)
 
     async def run(self) -> None:
@@ -110,9 +113,7 @@ class Sync:
             self.report.requests = upstream.stats.requests
             await upstream.close()
         self._record_indexes(indexes)
-        same_indexes = self.current is not None and {i.path for i in indexes} == {
-            e["path"] for e in self.current.manifest.get("indexes", [])}
-        if not changed and same_indexes:
+        if not changed and self.current is not None and {i.path for i in indexes} == set(self.previous):
             self.report.message = (f"mirror is current: {len(indexes)} index(es) unchanged upstream, "
                                    f"snapshot {self.current.id}")
             return
@@ -130,7 +131,6 @@ class Sync:
     async def _fetch_indexes(self, upstream) -> list[IndexPlan]:
         saved = self._load_validators()
         selection_key = repr(self.selection)
-        current_paths = {i["path"] for i in (self.current.manifest.get("indexes", []) if self.current else [])}
         plans = []
         for tree_name in self.cfg.mirror.trees:
             tree = TREES[tree_name]
@@ -141,7 +141,7 @@ class Sync:
         async def one(plan: IndexPlan) -> None:
             old = saved.get(plan.url)
             # Ask conditionally only when what we would rebuild is already served.
-            usable = (old and old.get("selection") == selection_key and plan.path in current_paths
+            usable = (old and old.get("selection") == selection_key and plan.path in self.previous
                       and not self.force)
             result = await upstream.fetch_index(plan.url, old.get("validators") if usable else None,
                                                 MAX_INDEX_BYTES)
@@ -157,7 +157,7 @@ class Sync:
             plan.modules = select(mods, self.selection)
             plan.upstream_date = _http_date(result.validators.get("last_modified"))
             log.info("index %s (%s, %s): version %s, %d of %d module files selected",
-                     plan.path, plan.tree, plan.channel, _version(plan.modules),
+                     plan.path, plan.tree, plan.channel, database_version(plan.modules),
                      len(plan.modules), len(mods))
 
         results = await asyncio.gather(*(one(p) for p in plans), return_exceptions=True)
@@ -172,11 +172,10 @@ class Sync:
         return plans
 
     def _guard_against_drops(self, changed: list[IndexPlan]) -> None:
-        if self.current is None or self.force:
+        if self.force:
             return
-        previous = {i["path"]: i for i in self.current.manifest.get("indexes", [])}
         for plan in changed:
-            before = previous.get(plan.path)
+            before = self.previous.get(plan.path)
             if not before:
                 continue
             share = drop_share((f[0] for f in before.get("file_list", [])), (m.path for m in plan.modules))
@@ -221,6 +220,7 @@ class Sync:
         if module.size is not None and size != module.size:
             partial.unlink(missing_ok=True)
             raise FormatError(f"{source}: got {size} bytes, the index says size={module.size}")
+
         def verify_and_flush() -> None:
             nup.verify(partial, source, self.cfg.verify.signing_keys, self.extra_keys)
             # On disk before the rename makes it "verified"; flushed in this
@@ -245,8 +245,6 @@ class Sync:
         try:
             entries = []
             linked: set[str] = set()
-            previous = {i["path"]: i for i in (self.current.manifest.get("indexes", [])
-                                                if self.current else [])}
             for plan in indexes:
                 if plan.changed:
                     body = rewrite_index(plan.index, plan.modules)
@@ -255,10 +253,10 @@ class Sync:
                         if path not in linked:
                             builder.link(path, self.store.pool_file(path))
                             linked.add(path)
-                    entry = {"versionid": _version(plan.modules)}
+                    entry = {"versionid": database_version(plan.modules)}
                 else:
                     # Carried over from the current snapshot: same bytes, same inodes.
-                    before = previous[plan.path]
+                    before = self.previous[plan.path]
                     body = (self.current.tree / plan.path).read_bytes()
                     file_list = [tuple(f) for f in before["file_list"]]
                     for path, _size in file_list:
@@ -286,17 +284,10 @@ class Sync:
             self.report.indexes.append({
                 "tree": plan.tree, "channel": plan.channel, "path": plan.path,
                 "upstream_url": redact.url(plan.url), "changed": plan.changed,
-                "versionid": _version(plan.modules) if plan.changed else self._current_version(plan.path),
+                "versionid": (database_version(plan.modules) if plan.changed
+                              else self.previous[plan.path].get("versionid")),
                 "files": len(plan.modules) if plan.changed else None,
             })
-
-    def _current_version(self, path: str) -> int | None:
-        if not self.current:
-            return None
-        for entry in self.current.manifest.get("indexes", []):
-            if entry["path"] == path:
-                return entry.get("versionid")
-        return None
 
     # -- validators (conditional requests) ---------------------------------------
     def _load_validators(self) -> dict:
@@ -329,11 +320,6 @@ def _load_key_files(cfg: Config) -> list:
 def _clear_partials(store: Store) -> None:
     for part in store.partial.glob("*.part"):
         part.unlink(missing_ok=True)
-
-
-def _version(mods: list[Module]) -> int | None:
-    ids = [m.versionid for m in mods if m.versionid is not None]
-    return max(ids) if ids else None
 
 
 def _http_date(value: str | None) -> float | None:
