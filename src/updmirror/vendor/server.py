@@ -28,13 +28,12 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import unquote
 
 from aiohttp import web
 
-from updmirror.errors import FormatError
+from updmirror.errors import FormatError, UnsafePathError
 from updmirror.eset import rar
-from updmirror.eset.modules import is_module_section
+from updmirror.eset.modules import is_module_section, normalise_path
 from updmirror.eset.updatever import UpdateVer
 
 from . import VendorError
@@ -462,18 +461,18 @@ class VendorServer:
 
 # -- pure helpers --------------------------------------------------------------
 def _safe_relative(raw_path: str) -> str | None:
-    """The request path as a relative path inside www, or None if it tries to leave."""
+    """The request path as a relative path inside www, or None if it could leave it.
+
+    The checks are the mirror's own (`normalise_path`), so the simulated vendor
+    refuses exactly the paths a synced index could not name.
+    """
     path = raw_path.split("?", 1)[0]
-    decoded = unquote(path)
-    if "%" in decoded or "\\" in decoded or "\x00" in decoded:
+    if not path.startswith("/"):
+        return None  # absolute-form or garbage; normalise_path would make it look relative
+    try:
+        return normalise_path(path, "request")[1:]
+    except UnsafePathError:
         return None
-    parts = decoded.split("/")
-    if parts[0] != "":
-        return None
-    parts = parts[1:]
-    if not parts or any(p in ("", ".", "..") for p in parts):
-        return None
-    return "/".join(parts)
 
 
 def _not_modified_since(request: web.Request, mtime: float) -> bool:
