@@ -1,10 +1,10 @@
 import json
 import time
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from statuskit import HOUR, PASSWORD, open_mirror, write_config
 
 from updmirror import config
 from updmirror.serve.status import (
@@ -16,9 +16,7 @@ from updmirror.serve.status import (
 from updmirror.store.records import append_run
 from updmirror.store.snapshots import Store
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-PASSWORD = "tr0ub4dor&3"
-HOUR = 3600.0
+TREES = ("ep11", "v10")
 # ep11 has one index, v10 two: "dll/update.ver" and the older "update.ver".
 INDEXES = [
     {"tree": "ep11", "channel": "regular", "path": "eset_upd/ep11/dll/update.ver", "versionid": 31234,
@@ -28,23 +26,6 @@ INDEXES = [
     {"tree": "v10", "channel": "regular", "path": "eset_upd/v10/dll/update.ver", "versionid": 29001,
      "files": 81, "bytes": 9_876_544},
 ]
-
-
-def write_config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "mirror.toml"
-    path.write_text(f"""
-[upstream]
-url = "http://127.0.0.1:9/"
-username = "EAV-0123"
-password = "{PASSWORD}"
-
-[mirror]
-root = "store"
-trees = ["ep11", "v10"]
-interval = "1h"
-{extra}
-""")
-    return path
 
 
 def publish(store: Store, created: float, indexes=INDEXES, upstream_date: float | None = None):
@@ -72,8 +53,7 @@ def record(store: Store, finished: float, ok: bool = True, message: str = "mirro
 
 @pytest.fixture
 def mirror(tmp_path):
-    cfg = config.load(write_config(tmp_path))
-    return cfg, Store(cfg.mirror.root), time.time()
+    return open_mirror(tmp_path, TREES)
 
 
 def test_a_recent_successful_sync_makes_the_mirror_fresh(mirror):
@@ -267,7 +247,7 @@ def test_a_newly_published_snapshot_shows_at_once(mirror):
 
 
 def test_a_proxy_password_is_kept_out_too(tmp_path):
-    text = write_config(tmp_path).read_text().replace(
+    text = write_config(tmp_path, TREES).read_text().replace(
         "[mirror]", 'proxy = "http://puser:Pr0xyPass@127.0.0.1:3128"\n\n[mirror]')
     (tmp_path / "mirror.toml").write_text(text)
     cfg = config.load(tmp_path / "mirror.toml")

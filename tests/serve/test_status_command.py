@@ -4,38 +4,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from statuskit import HOUR, PASSWORD, open_mirror, write_config
 
-from updmirror import config
 from updmirror.serve.auth import Htpasswd
 from updmirror.store.records import append_run
 from updmirror.store.snapshots import Store
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-PASSWORD = "tr0ub4dor&3"
-HOUR = 3600.0
+TREES = ("ep11",)
 INDEX = {"tree": "ep11", "channel": "regular", "path": "eset_upd/ep11/dll/update.ver", "versionid": 31234,
          "files": 120, "bytes": 123_456_789}
-
-
-def write_config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "mirror.toml"
-    path.write_text(f"""
-[upstream]
-url = "http://127.0.0.1:9/"
-username = "EAV-0123"
-password = "{PASSWORD}"
-
-[mirror]
-root = "store"
-trees = ["ep11"]
-interval = "1h"
-{extra}
-""")
-    return path
 
 
 def publish(store: Store, created: float) -> None:
@@ -52,8 +33,7 @@ def record(store: Store, finished: float, ok: bool = True, message: str = "mirro
 
 @pytest.fixture
 def mirror(tmp_path):
-    cfg = config.load(write_config(tmp_path))
-    return cfg, Store(cfg.mirror.root), time.time()
+    return open_mirror(tmp_path, TREES)
 
 
 def updmirror(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -107,7 +87,7 @@ def test_status_command_exits_2_on_a_config_error(tmp_path):
 
 
 def test_passwd_command_writes_bcrypt_from_stdin(tmp_path):
-    cfg_path = write_config(tmp_path, '\n[http]\nauth = "basic"\nhtpasswd = "htpasswd"\n')
+    cfg_path = write_config(tmp_path, TREES, '\n[http]\nauth = "basic"\nhtpasswd = "htpasswd"\n')
     result = updmirror("passwd", "-c", str(cfg_path), "alice", "--stdin", stdin="wonder land\n")
     assert result.returncode == 0, result.stderr
     assert "SIGHUP" in result.stdout and "wonder land" not in result.stdout + result.stderr
@@ -117,7 +97,7 @@ def test_passwd_command_writes_bcrypt_from_stdin(tmp_path):
 
 
 def test_passwd_command_needs_an_htpasswd_setting(tmp_path):
-    result = updmirror("passwd", "-c", str(write_config(tmp_path)), "alice", "--stdin", stdin="x\n")
+    result = updmirror("passwd", "-c", str(write_config(tmp_path, TREES)), "alice", "--stdin", stdin="x\n")
     assert result.returncode == 2
     assert "htpasswd" in result.stderr and "mirror.toml" in result.stderr
 
@@ -125,7 +105,7 @@ def test_passwd_command_needs_an_htpasswd_setting(tmp_path):
 def test_passwd_asks_twice_and_refuses_a_mismatch(tmp_path, monkeypatch):
     from updmirror.cli import main
 
-    cfg_path = write_config(tmp_path, '\n[http]\nauth = "basic"\nhtpasswd = "htpasswd"\n')
+    cfg_path = write_config(tmp_path, TREES, '\n[http]\nauth = "basic"\nhtpasswd = "htpasswd"\n')
     answers = iter(["first", "second"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
     assert main(["passwd", "-c", str(cfg_path), "bob"]) == 1
