@@ -32,6 +32,7 @@ def test_rewritten_index_drops_upstream_hosts_and_unselected_modules():
 def test_rewritten_index_makes_bare_names_host_relative():
     p = plan()
     out = rewrite_index(p.index, p.modules)
+    assert p.index.to_bytes() == INDEX        # the upstream index is left as it was read
     assert b"file=/eset_upd/ep11/dll/b.nup\r\n" in out
     again = UpdateVer.parse(out)
     assert [m.path for m in modules(again, "http://mirror:2221/eset_upd/ep11/dll/update.ver")] == \

@@ -206,23 +206,20 @@ class Selection:
     languages: tuple[int, ...] = ()
     types: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Lower-cased once here, not for every module a sync plans.
+        object.__setattr__(self, "platforms", tuple(p.lower() for p in self.platforms))
+        object.__setattr__(self, "types", tuple(t.lower() for t in self.types))
+
     def wants(self, module: Module) -> bool:
         # Sections without a platform or language apply to every client.
-        if self.platforms and module.platform and module.platform.lower() not in self._platforms:
+        if self.platforms and module.platform and module.platform.lower() not in self.platforms:
             return False
         if self.languages and module.language is not None and module.language not in self.languages:
             return False
-        if self.types and module.type not in self._types:
+        if self.types and module.type not in self.types:
             return False
         return True
-
-    @property
-    def _platforms(self) -> set[str]:
-        return {p.lower() for p in self.platforms}
-
-    @property
-    def _types(self) -> set[str]:
-        return {t.lower() for t in self.types}
 
 
 def select(mods: Iterable[Module], selection: Selection) -> list[Module]:

@@ -201,7 +201,7 @@ class UpdateVer:
     def remove_sections(self, names: set[str] | frozenset[str]) -> None:
         upper = {n.upper() for n in names}
         self.sections = [s for s in self.sections if s.name.upper() not in upper]
-        self._terminate_last_line()
+        self.end_last_line()
 
     def add_section(self, name: str, items: list[tuple[str, str]] | dict[str, str],
                     eol: str = "\r\n") -> Section:
@@ -209,7 +209,7 @@ class UpdateVer:
             raise FormatError(f"section [{name}] already exists")
         if not _SECTION_RE.match(f"[{name}]"):
             raise FormatError(f"invalid section name {name!r}")
-        self._terminate_last_line()
+        self.end_last_line()
         section = Section(name, Line(f"[{name}]", eol))
         pairs = items.items() if isinstance(items, dict) else items
         for key, value in pairs:
@@ -218,7 +218,8 @@ class UpdateVer:
         self.sections.append(section)
         return section
 
-    def _terminate_last_line(self) -> None:
+    def end_last_line(self) -> None:
+        """Give the last line a CRLF ending if it has none (before appending)."""
         last = None
         if self.sections:
             s = self.sections[-1]

@@ -6,6 +6,7 @@ No I/O here except `stat` of pool files, so tests can call these directly.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,11 +99,12 @@ def rewrite_index(index: UpdateVer, selected: Iterable[Module]) -> bytes:
     everything else keeps its bytes.
     """
     keep = {m.section.upper(): m for m in selected}
-    out = UpdateVer(preamble=list(index.preamble), sections=[])
+    out = UpdateVer(preamble=copy.deepcopy(index.preamble), sections=[])
     for section in index.sections:
         name = section.name.upper()
         if name in UPSTREAM_ONLY_SECTIONS:
             continue
+        section = copy.deepcopy(section)   # the upstream index stays as it was read
         if is_module_section(section):
             module = keep.get(name)
             if module is None:
@@ -110,5 +112,5 @@ def rewrite_index(index: UpdateVer, selected: Iterable[Module]) -> bytes:
             if section.get("file") != module.path:
                 section.set("file", module.path)
         out.sections.append(section)
-    out.remove_sections(frozenset())   # ends the last line with CRLF when it had none
+    out.end_last_line()
     return out.to_bytes()
