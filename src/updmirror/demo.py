@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -108,26 +109,27 @@ class Demo:
             vendor.stop()
 
     def _write_config(self, vendor_url: str, fingerprint: str) -> None:
+        q = json.dumps   # a JSON string is a TOML basic string, quotes and backslashes escaped
         self.config_path.write_text(f"""# written by 'updmirror demo'
 [upstream]
-url = "{vendor_url}"
-username = "{VENDOR_USER}"
-password = "{VENDOR_PASSWORD}"
+url = {q(vendor_url)}
+username = {q(VENDOR_USER)}
+password = {q(VENDOR_PASSWORD)}
 
 [mirror]
-root = "{self.dir / 'store'}"
-trees = {list(TREES)!r}
+root = {q(str(self.dir / "store"))}
+trees = {q(list(TREES))}
 channels = ["regular"]
 
 [verify]
 # the simulated vendor's key; a real mirror pins the vendor's fingerprint
-signing_keys = ["{fingerprint}"]
+signing_keys = [{q(fingerprint)}]
 
 [http]
-listen = ["127.0.0.1:{self.port}"]
+listen = [{q(f"127.0.0.1:{self.port}")}]
 default_tree = "ep11"
 workers = 1
-""".replace("'", '"').replace('# written by "updmirror demo"', "# written by 'updmirror demo'"))
+""")
 
     async def _sync(self, cfg: config.Config, title: str):
         from updmirror.sync.engine import run_sync
