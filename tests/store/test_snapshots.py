@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from updmirror.errors import LockedError
+from updmirror.errors import LockedError, UnsafePathError
 from updmirror.store import Store, StoreLock
 
 
@@ -40,9 +40,13 @@ def test_previous_snapshot_stays_served_for_the_grace_then_goes(tmp_path):
     store.ensure()
     s1 = publish(store, {"/a/1.nup": b"one", "/a/2.nup": b"two"}, b"[A]\r\n")
     s2 = publish(store, {"/a/1.nup": b"one"}, b"[B]\r\n")
+    # Replaced but not yet marked retired: still served.
+    assert [s.id for s in store.in_grace(100, now=1050.0)] == [s1.id]
     store.retire_and_clean(grace_seconds=100, now=1000.0)
-    assert [s.id for s in store.served(100, now=1050.0)] == [s2.id, s1.id]
-    assert store.served(100, now=1050.0)[1].file("/a/2.nup") is not None
+    assert store.current().id == s2.id
+    assert [s.id for s in store.in_grace(100, now=1050.0)] == [s1.id]
+    assert (store.in_grace(100, now=1050.0)[0].tree / "a/2.nup").is_file()
+    assert store.in_grace(100, now=1101.0) == []
     store.retire_and_clean(grace_seconds=100, now=1101.0)
     assert [s.id for s in store.snapshots()] == [s2.id]
     # The pool keeps what the current snapshot links, drops what nothing links.
@@ -50,14 +54,17 @@ def test_previous_snapshot_stays_served_for_the_grace_then_goes(tmp_path):
     assert not store.pool_file("/a/2.nup").exists()
 
 
-def test_snapshot_file_lookup_refuses_paths_leaving_the_tree(tmp_path):
+def test_store_paths_refuse_to_leave_the_store(tmp_path):
     store = Store(tmp_path)
     store.ensure()
-    snap = publish(store, {"/a/1.nup": b"one"}, b"[A]\r\n")
+    publish(store, {"/a/1.nup": b"one"}, b"[A]\r\n")
     (tmp_path / "secret").write_text("x")
     for evil in ("/../../secret", "/a/%2e%2e/%2e%2e/secret", "/a/..%2f..%2fsecret", "/a/1.nup\x00"):
-        assert snap.file(evil) is None
-    assert snap.file("/a/1.nup").read_bytes() == b"one"
+        with pytest.raises(UnsafePathError):
+            store.pool_file(evil)
+        with pytest.raises(UnsafePathError):
+            store.new_snapshot().write(evil, b"x")
+    assert store.pool_file("/a/1.nup").read_bytes() == b"one"
 
 
 def test_an_abandoned_build_is_invisible_and_cleaned(tmp_path):

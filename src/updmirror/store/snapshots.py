@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from updmirror.errors import UnsafePathError
 from updmirror.eset.modules import normalise_path
 
 MANIFEST = "manifest.json"
@@ -54,15 +53,6 @@ class Snapshot:
         """When a newer snapshot replaced this one (None while current)."""
         value = self.manifest.get("retired")
         return None if value is None else float(value)
-
-    def file(self, path: str) -> Path | None:
-        """The file at repository `path` in this snapshot, if it holds one."""
-        try:
-            rel = normalise_path(path, "request")[1:]
-        except UnsafePathError:
-            return None
-        target = self.tree / rel
-        return target if target.is_file() else None
 
 
 def load_snapshot(directory: Path) -> Snapshot | None:
@@ -108,17 +98,18 @@ class Store:
         found.sort(key=lambda s: s.id, reverse=True)
         return found
 
-    def served(self, grace_seconds: float, now: float | None = None) -> list[Snapshot]:
-        """The current snapshot, then those retired less than the grace ago."""
+    def in_grace(self, grace_seconds: float, now: float | None = None) -> list[Snapshot]:
+        """Superseded snapshots whose files are still served, newest first.
+
+        Those retired less than the grace ago, and one the sync replaced but
+        has not marked retired yet (the moment between the switch and the
+        clean-up): a client that read its index must still get its files.
+        """
         now = time.time() if now is None else now
         current = self.current()
-        result = [current] if current else []
-        for snap in self.snapshots():
-            if current and snap.id == current.id:
-                continue
-            if snap.retired is not None and now - snap.retired < grace_seconds:
-                result.append(snap)
-        return result
+        return [snap for snap in self.snapshots()
+                if not (current and snap.id == current.id)
+                and (snap.retired is None or now - snap.retired < grace_seconds)]
 
     def pool_file(self, path: str) -> Path:
         """Where the verified file for repository `path` lives (confined)."""
