@@ -56,8 +56,7 @@ def needed(mods: Iterable[Module], platform: str, language: int | None) -> list[
 
 async def update_once(session: aiohttp.ClientSession, base_url: str, *, user_agent: str,
                       platform: str = "x64", language: int | None = 1033, dll: bool = True,
-                      pinned: Iterable[str] = (), verify: bool = True,
-                      keep_dir: Path | None = None) -> ClientUpdate:
+                      pinned: Iterable[str] = (), verify: bool = True) -> ClientUpdate:
     """One update from the mirror at `base_url`, as an endpoint would do it."""
     start = time.monotonic()
     index_url = base_url.rstrip("/") + ("/dll/update.ver" if dll else "/update.ver")
@@ -73,7 +72,7 @@ async def update_once(session: aiohttp.ClientSession, base_url: str, *, user_age
         result.version = max((m.versionid for m in wanted if m.versionid), default=None)
         with tempfile.TemporaryDirectory(prefix="updmirror-client-") as tmp:
             for module in wanted:
-                target = (keep_dir or Path(tmp)) / module.path.lstrip("/")
+                target = Path(tmp) / module.path.lstrip("/")
                 await _download(session, module, target, headers)
                 if verify:
                     await asyncio.to_thread(nup.verify, target, redact.url(module.url), pinned)
