@@ -20,6 +20,8 @@ V16_INDEX = "eset_upd/v16/dll/update.ver"
 EP11_AGENT = ("EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; "
               "TDB 0; CL 1.1.1; x64c; APP eea; BEO 1; ASP 0.0; FW 0.0; PX 0; PUA 0; RA 0)")
 V16_AGENT = "ESS Update (Windows; U; 64bit; BPC 16.0.22.0; OS: 10.0.19045 SP 0.0 NT; TDB 0; CL 1.1.1)"
+#: A minimal ep11 index, so a test can check which body it got.
+INDEX_BYTES = b"[PERSEUS0]\r\nversionid=1\r\n"
 
 
 def publish(root: Path, modules: dict[str, bytes], indexes: dict[str, bytes]) -> Snapshot:
@@ -41,6 +43,14 @@ def publish(root: Path, modules: dict[str, bytes], indexes: dict[str, bytes]) ->
         entries.append({"tree": tree, "channel": "regular", "path": path,
                         "versionid": 1, "files": len(modules), "bytes": 0})
     return builder.publish({"indexes": entries})
+
+
+def ep11_store(tmp: Path, modules: dict[str, bytes] | None = None) -> Path:
+    """tmp/store with one snapshot: the ep11 index (INDEX_BYTES) and `modules`
+    (by default one small module, /m/em001.nup)."""
+    root = tmp / "store"
+    publish(root, {"/m/em001.nup": b"module"} if modules is None else modules, {EP11_INDEX: INDEX_BYTES})
+    return root
 
 
 def write_config(tmp: Path, root: Path, port: int, mirror: dict | None = None,

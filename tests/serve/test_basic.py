@@ -5,11 +5,18 @@ import re
 
 import bcrypt
 import pytest
-from helpers import EP11_INDEX, Client, InProcessServer, get, publish, wait_until, write_config
+from helpers import (
+    EP11_INDEX,
+    INDEX_BYTES,
+    Client,
+    InProcessServer,
+    ep11_store,
+    get,
+    wait_until,
+    write_config,
+)
 
 pytest.importorskip("updmirror.serve.auth")
-
-INDEX_BYTES = b"[PERSEUS0]\r\nversionid=1\r\n"
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -24,9 +31,7 @@ def htpasswd(path, **users: str):
 
 @pytest.fixture
 def store(tmp_path):
-    root = tmp_path / "store"
-    publish(root, {"/m/em001.nup": b"module"}, {EP11_INDEX: INDEX_BYTES})
-    return root
+    return ep11_store(tmp_path)
 
 
 def test_without_valid_credentials_the_answer_is_401(tmp_path, store, free_port):

@@ -10,24 +10,21 @@ import time
 import pytest
 from helpers import (
     EP11_INDEX,
+    INDEX_BYTES,
     SRC,
     Client,
     ServerProcess,
+    ep11_store,
     get,
-    publish,
     request_bytes,
     wait_until,
     write_config,
 )
 
-INDEX_BYTES = b"[PERSEUS0]\r\nversionid=1\r\n"
-
 
 @pytest.fixture
 def store(tmp_path):
-    root = tmp_path / "store"
-    publish(root, {"/m/big.nup": b"\x01" * (16 << 20)}, {EP11_INDEX: INDEX_BYTES})
-    return root
+    return ep11_store(tmp_path, {"/m/big.nup": b"\x01" * (16 << 20)})
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -5,18 +5,25 @@ import socket
 import time
 
 import pytest
-from helpers import EP11_INDEX, Client, InProcessServer, get, publish, request_bytes, wait_until, write_config
+from helpers import (
+    EP11_INDEX,
+    INDEX_BYTES,
+    Client,
+    InProcessServer,
+    ep11_store,
+    get,
+    publish,
+    request_bytes,
+    wait_until,
+    write_config,
+)
 
 from updmirror.serve import protocol
-
-INDEX_BYTES = b"[PERSEUS0]\r\nversionid=1\r\n"
 
 
 @pytest.fixture
 def store(tmp_path):
-    root = tmp_path / "store"
-    publish(root, {"/m/em001.nup": b"module"}, {EP11_INDEX: INDEX_BYTES})
-    return root
+    return ep11_store(tmp_path)
 
 
 def test_an_address_outside_the_allow_list_gets_403(tmp_path, store, free_port):
