@@ -166,19 +166,25 @@ class Service:
 # -- memory -------------------------------------------------------------------------
 
 
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ")".
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
 def _children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: the fields start after the last ")".
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        kids.setdefault(int(fields[1]), []).append(int(entry.name))
+        fields = _stat_fields(entry.name)
+        if fields is not None:
+            kids.setdefault(int(fields[1]), []).append(int(entry.name))
     return kids
 
 
@@ -197,13 +203,9 @@ def cpu_seconds(pid: int, tree: bool = True) -> float:
     """CPU time (user + system) used so far by `pid` (and its live descendants), from /proc."""
     total = 0
     for p in process_tree(pid) if tree else [pid]:
-        try:
-            with open(f"/proc/{p}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+        fields = _stat_fields(p)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
     return total / CLK_TCK
 
 
