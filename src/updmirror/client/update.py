@@ -56,7 +56,7 @@ def needed(mods: Iterable[Module], platform: str, language: int | None) -> list[
 
 async def update_once(session: aiohttp.ClientSession, base_url: str, *, user_agent: str,
                       platform: str = "x64", language: int | None = 1033, dll: bool = True,
-                      pinned: Iterable[str] = (), verify: bool = True) -> ClientUpdate:
+                      pinned: Iterable[str] = ()) -> ClientUpdate:
     """One update from the mirror at `base_url`, as an endpoint would do it."""
     start = time.monotonic()
     index_url = base_url.rstrip("/") + ("/dll/update.ver" if dll else "/update.ver")
@@ -74,8 +74,7 @@ async def update_once(session: aiohttp.ClientSession, base_url: str, *, user_age
             for module in wanted:
                 target = Path(tmp) / module.path.lstrip("/")
                 await _download(session, module, target, headers)
-                if verify:
-                    await asyncio.to_thread(nup.verify, target, redact.url(module.url), pinned)
+                await asyncio.to_thread(nup.verify, target, redact.url(module.url), pinned)
                 result.files += 1
                 result.bytes += module.size or 0
     except (UpdmirrorError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
