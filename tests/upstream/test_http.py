@@ -124,12 +124,18 @@ def file_answer(body: bytes = FILE, honour_range: bool = True) -> Handler:
     return answer
 
 
+async def announce(request: web.Request, body: bytes = FILE) -> web.StreamResponse:
+    """Send the headers of an answer announcing `body`'s length; the caller sends what it likes of it."""
+    resp = web.StreamResponse()
+    resp.content_length = len(body)
+    await resp.prepare(request)
+    return resp
+
+
 def cut_answer(body: bytes, upto: int) -> Handler:
     """Announce the whole body, send `upto` bytes of it, then drop the connection."""
     async def answer(request: web.Request, n: int) -> web.StreamResponse:
-        resp = web.StreamResponse()
-        resp.content_length = len(body)
-        await resp.prepare(request)
+        resp = await announce(request, body)
         await resp.write(body[:upto])
         await asyncio.sleep(0.05)
         request.transport.abort()
@@ -411,9 +417,7 @@ def test_truncated_body_is_retried_and_completed_by_resume(tmp_path):
 
 def test_stall_after_the_headers_gives_up_within_the_stall_timeout(tmp_path):
     async def stall(request: web.Request, n: int) -> web.StreamResponse:
-        resp = web.StreamResponse()
-        resp.content_length = len(FILE)
-        await resp.prepare(request)
+        resp = await announce(request)
         await asyncio.sleep(10)
         return resp
 
@@ -447,9 +451,7 @@ def test_no_answer_at_all_is_a_stall(tmp_path):
 
 def test_slow_drip_is_given_up(tmp_path):
     async def drip(request: web.Request, n: int) -> web.StreamResponse:
-        resp = web.StreamResponse()
-        resp.content_length = len(FILE)
-        await resp.prepare(request)
+        resp = await announce(request)
         for i in range(100):  # 10 bytes/s, far under min_speed; every byte well inside stall_timeout
             await resp.write(FILE[i:i + 1])
             await asyncio.sleep(0.1)
