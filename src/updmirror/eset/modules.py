@@ -21,7 +21,6 @@ NON_MODULE_SECTIONS = frozenset({"HOSTS", "SERVERS", "LINKS", "EXPIRE", "SETUP",
 #: Sections a mirror removes: clients that see them may go around the mirror.
 UPSTREAM_ONLY_SECTIONS = frozenset({"HOSTS", "SERVERS", "LINKS"})
 
-FULL_MODULE_BASE = 0x10000000
 MAX_PATH_LENGTH = 512
 #: Characters a repository path may hold; vendor paths use far fewer.
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()+,;=@-]+$")
@@ -46,10 +45,6 @@ class Module:
     path: str                  # normalised, host-relative: "/folder/mod_x/em.nup"
     url: str                   # where to fetch it
     size: int | None
-
-    @property
-    def is_full(self) -> bool:
-        return self.level == 0 or self.base == FULL_MODULE_BASE
 
 
 def is_module_section(section: Section) -> bool:

@@ -21,7 +21,6 @@ class Tree:
     """
 
     name: str
-    family: str          # "home", "endpoint" or "other"
     folder: str
     indexes: tuple[str, ...]
 
@@ -48,18 +47,18 @@ _PLAIN = ("update.ver",)
 
 def _rows() -> list[Tree]:
     rows = [
-        Tree("v3", "home", "", _PLAIN),
-        Tree("v5", "home", "v5", _PLAIN),
-        Tree("v9", "home", "v9", _PLAIN),
-        Tree("v10", "home", "v10", _BOTH),
-        Tree("v11", "home", "v11", _BOTH),
-        Tree("ep6", "endpoint", "ep6.6", _BOTH),
-        Tree("ep8", "endpoint", "ep8", _BOTH),
-        Tree("ep9", "endpoint", "ep9", _BOTH),
-        Tree("pcu", "other", "pcu", _PLAIN),
+        Tree("v3", "", _PLAIN),
+        Tree("v5", "v5", _PLAIN),
+        Tree("v9", "v9", _PLAIN),
+        Tree("v10", "v10", _BOTH),
+        Tree("v11", "v11", _BOTH),
+        Tree("ep6", "ep6.6", _BOTH),
+        Tree("ep8", "ep8", _BOTH),
+        Tree("ep9", "ep9", _BOTH),
+        Tree("pcu", "pcu", _PLAIN),
     ]
-    rows += [Tree(f"v{n}", "home", f"v{n}", _DLL) for n in range(12, 17)]
-    rows += [Tree(f"ep{n}", "endpoint", f"ep{n}", _DLL) for n in range(10, 14)]
+    rows += [Tree(f"v{n}", f"v{n}", _DLL) for n in range(12, 17)]
+    rows += [Tree(f"ep{n}", f"ep{n}", _DLL) for n in range(10, 14)]
     return rows
 
 

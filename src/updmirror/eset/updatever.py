@@ -98,11 +98,6 @@ class Section:
             at -= 1
         self.lines.insert(at, Line(text, self.header.eol or "\r\n"))
 
-    def remove(self, key: str) -> None:
-        i = self._find(key)
-        if i is not None:
-            del self.lines[i]
-
 
 def unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
