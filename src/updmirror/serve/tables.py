@@ -143,27 +143,13 @@ def _with_vary(entry: FileEntry) -> FileEntry:
                      True, entry.length_header)
 
 
-def served_snapshots(store: Store, grace: float, now: float) -> tuple[Snapshot | None, list[Snapshot]]:
-    """The current snapshot and those still in their grace period.
-
-    A superseded snapshot that the sync has not yet marked retired (the
-    moment between the switch and the clean-up) counts as retired now.
-    """
-    current = store.current()
-    older = []
-    for snap in store.snapshots():
-        if current is not None and snap.id == current.id:
-            continue
-        retired = snap.retired
-        if retired is None or now - retired < grace:
-            older.append(snap)
-    return current, older
-
-
 def build(store: Store, grace: float, default_tree: str | None,
           previous: Tables | None = None, now: float | None = None) -> Tables:
     now = time.time() if now is None else now
-    current, older = served_snapshots(store, grace, now)
+    current = store.current()
+    # If a switch lands between these two calls, `older` still holds `current`
+    # (not yet retired) and lacks only the new snapshot, served on the next build.
+    older = store.in_grace(grace, now)
     old_shared = previous.shared if previous else {}
     shared: dict = {}
     budget = [SMALL_FILES_BUDGET]
