@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import email.utils
 import gzip
 import hmac
@@ -215,9 +214,6 @@ class VendorServer:
         return sum(1 for r in self.requests
                    if (want is None or r.path == want) and (method is None or r.method == method)
                    and (status is None or r.status == status))
-
-    def counter(self) -> collections.Counter:
-        return collections.Counter(self.requests)
 
     def reset_requests(self) -> None:
         with self._lock:
