@@ -16,8 +16,6 @@ from helpers import (
     write_config,
 )
 
-pytest.importorskip("updmirror.serve.auth")
-
 
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
@@ -74,7 +72,6 @@ def test_reload_reads_the_htpasswd_file_again(tmp_path, store, free_port):
 
 
 def test_admin_status_pages_need_an_admin_user(tmp_path, store, free_port):
-    pytest.importorskip("updmirror.serve.status")
     pw = htpasswd(tmp_path / "htpasswd", alice="a pass", root="r pass")
     cfg = write_config(tmp_path, store, free_port, htpasswd=pw, status_access="admin",
                        admin_users=["root"])

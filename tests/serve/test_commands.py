@@ -62,7 +62,6 @@ def test_a_missing_certificate_is_one_line_and_exit_2(tmp_path, store, free_port
 
 
 def test_an_unreadable_htpasswd_is_one_line_and_exit_2(tmp_path, store, free_port):
-    pytest.importorskip("updmirror.serve.auth")
     cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=tmp_path / "missing-htpasswd")
     result = run_cli("serve", "-c", str(cfg))
     assert result.returncode == 2
