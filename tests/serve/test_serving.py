@@ -164,8 +164,7 @@ def test_methods_other_than_get_and_head_get_405(server):
 
 
 def test_status_pages_answer(server):
-    # The status module and its dependency are part of every installation:
-    # a 503 "not installed" here means it failed to import.
+    # The status module and its dependency are part of every installation.
     for path in ("/status", "/status.json", "/metrics"):
         assert get(server.port, path).status == 200
 

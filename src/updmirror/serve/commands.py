@@ -25,10 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--workers", type=int, default=None,
                        help="worker processes (default: [http] workers, 0 = one per core)")
         p.set_defaults(func=func)
-    try:
-        from updmirror.serve import status_commands
-    except ImportError:
-        return
+    from updmirror.serve import status_commands
     status_commands.register(sub)
 
 

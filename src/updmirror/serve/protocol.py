@@ -329,10 +329,6 @@ class Connection(asyncio.Protocol):
             log.exception("rendering %s failed", req.path.decode())
             self._send_error(500, req, close=not req.keep_alive)
             return
-        if answer is None:
-            self._send_error(503, req, close=not req.keep_alive,
-                             body=b"503 Service Unavailable: the status module is not installed\n")
-            return
         body, ctype = answer
         head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: " + ctype
                 + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()

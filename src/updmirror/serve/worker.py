@@ -103,10 +103,7 @@ class Worker:
         self._apply(cfg, load_password_check(cfg))
         self.access_log = AccessLog(cfg.http.access_log)
         self.log_requests = self.access_log.enabled
-        try:
-            from updmirror.serve import status as status_module
-        except ImportError:
-            status_module = None
+        from updmirror.serve import status as status_module
         self.status_module = status_module
         self.link = self._read_link()
         self.tables = tables_mod.build(self.store, cfg.mirror.grace, cfg.http.default_tree)
@@ -253,10 +250,8 @@ class Worker:
             self._check_snapshot(force=True)
 
     # -- status pages ---------------------------------------------------------------
-    def render_status(self, kind: str) -> tuple[bytes, bytes] | None:
+    def render_status(self, kind: str) -> tuple[bytes, bytes]:
         mod = self.status_module
-        if mod is None:
-            return None
         self.slot.flush()
         render = {"html": mod.render_status_html, "json": mod.render_status_json,
                   "metrics": mod.render_metrics}[kind]
