@@ -33,7 +33,7 @@ from common import WORK, Service, copy_tree_linked, free_port, remove_tree, updm
 
 use_repo_sources()
 
-from sync_vendor import PASSWORD, USER, cached_vendor, fingerprint, vendor_server  # noqa: E402
+from sync_vendor import cached_vendor, fingerprint, vendor_server, write_mirror_config  # noqa: E402
 
 from updmirror.client.update import USER_AGENTS, needed  # noqa: E402
 from updmirror.eset.modules import modules  # noqa: E402
@@ -97,13 +97,6 @@ class Snapshot:
         return paths[0]
 
 
-def _write_sync_config(path: Path, url: str, store: Path, key: str) -> None:
-    path.write_text("\n".join([
-        "[upstream]", f'url = "{url}"', f'username = "{USER}"', f'password = "{PASSWORD}"', "",
-        "[mirror]", f'root = "{store}"', f"trees = {json.dumps(TREE_NAMES)}", 'channels = ["regular"]', "",
-        "[verify]", f'signing_keys = ["{key}"]', ""]))
-
-
 def snapshot() -> Snapshot:
     """The benchmark's synced store at release 2 (made once, then reused)."""
     root = SERVE_WORK
@@ -120,7 +113,8 @@ def snapshot() -> Snapshot:
     conf = root / "sync.toml"
     server, url = vendor_server(vendor, root / "vendor.log")
     with server:
-        _write_sync_config(conf, url, store, fingerprint(vendor))
+        write_mirror_config(conf, url=url, store=store, trees=TREE_NAMES, channels=["regular"],
+                            signing_key=fingerprint(vendor))
         print("syncing release 1 ...", flush=True)
         subprocess.run(updmirror("-q", "sync", "-c", str(conf)), check=True, timeout=1800,
                        stdin=subprocess.DEVNULL)

@@ -120,10 +120,11 @@ def write_mirror_config(
     trees: list[str],
     channels: list[str],
     signing_key: str,
-    parallel: int,
+    parallel: int | None = None,
     platforms: list[str] = (),
     languages: list[int] = (),
 ) -> Path:
+    """A mirror configuration for the simulated vendor; `parallel` None keeps the mirror's default."""
     path.write_text(
         "\n".join(
             [
@@ -131,7 +132,7 @@ def write_mirror_config(
                 f'url = "{url}"',
                 f'username = "{USER}"',
                 f'password = "{PASSWORD}"',
-                f"parallel = {parallel}",
+                *([f"parallel = {parallel}"] if parallel is not None else []),
                 "",
                 "[mirror]",
                 f'root = "{store}"',
