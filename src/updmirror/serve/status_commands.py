@@ -15,8 +15,9 @@ import sys
 
 from updmirror import config
 from updmirror.errors import ConfigError, UpdmirrorError
-from updmirror.serve.status import FRESH, collect_status, duration, human_bytes, utc
+from updmirror.serve.status import FRESH, collect_status, duration, utc
 from updmirror.store.snapshots import Store
+from updmirror.units import human_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:

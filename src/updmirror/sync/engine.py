@@ -28,6 +28,7 @@ from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
 from updmirror.store import Snapshot, Store, StoreLock
 from updmirror.store.records import append_run
 from updmirror.store.snapshots import fsync_path
+from updmirror.units import human_bytes
 from updmirror.upstream import open_upstream
 
 from .plan import FilePlan, IndexPlan, drop_share, plan_files, rewrite_index
@@ -124,7 +125,7 @@ class Sync:
         _clear_partials(self.store)
         self.report.message = (f"published snapshot {snapshot.id}: {len(changed)} index(es) changed, "
                                f"{self.report.files_fetched} file(s) fetched "
-                               f"({_human(self.report.bytes_fetched)}), {self.report.files_reused} re-used"
+                               f"({human_bytes(self.report.bytes_fetched)}), {self.report.files_reused} re-used"
                                + (f", {len(removed)} old snapshot(s) removed" if removed else ""))
 
     # -- indexes -------------------------------------------------------------
@@ -329,11 +330,3 @@ def _http_date(value: str | None) -> float | None:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
         return None
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
