@@ -36,7 +36,7 @@ from updmirror.eset.modules import is_module_section, normalise_path
 from updmirror.eset.updatever import UpdateVer
 
 from . import VendorError
-from .faults import CONTROL_PATH, Fault, FaultSet
+from .faults import CONTROL_PATH, INDEX_KINDS, NUP_KINDS, Fault, FaultSet
 
 CHUNK = 64 * 1024
 FILE_CHUNK = 256 * 1024  # fewer thread hops when serving large files
@@ -283,7 +283,7 @@ class VendorServer:
                 data = rar.write_stored("update.ver", data, target.stat().st_mtime)
             return _Body(len(data), data=data)
         patches = {}
-        if "bad_crc" in kinds or "bad_signature" in kinds:
+        if NUP_KINDS & kinds.keys():
             patches = await asyncio.to_thread(_nup_patches, target, "bad_crc" in kinds, "bad_signature" in kinds)
         return _Body(size, file=target, patches=patches)
 
@@ -508,7 +508,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
 
 
 def _index_faults(data: bytes, kinds: dict[str, Fault], source: str) -> bytes:
-    if not ({"wrong_size", "escape"} & kinds.keys()):
+    if not (INDEX_KINDS & kinds.keys()):
         return data
     try:
         doc = UpdateVer.parse(data, source)
