@@ -2,6 +2,7 @@ import os
 import socket
 
 import pytest
+import sambakit
 
 
 @pytest.fixture
@@ -23,3 +24,20 @@ def pytest_runtest_makereport(item, call):
         if "not installed" in reason:
             report.outcome = "failed"
             report.longrepr = f"required tool missing in CI: {reason}"
+
+
+@pytest.fixture(scope="session")
+def samba():
+    """A Samba server on loopback: the one .ci/run started, or one of our own."""
+    found = sambakit.from_environment()
+    if found is not None:
+        yield found
+        return
+    reason = sambakit.why_not_startable()
+    if reason:
+        pytest.skip(f"Samba not installed or not startable: {reason}")
+    own = sambakit.OwnSamba()
+    try:
+        yield own.start()
+    finally:
+        own.stop()
