@@ -2,6 +2,7 @@ import os
 import socket
 
 import pytest
+
 import sambakit
 
 
