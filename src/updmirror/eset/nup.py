@@ -38,7 +38,8 @@ from .openpgp import PublicKey
 CHUNK = 256 * 1024
 #: The `[update_info]` text of real files is a few hundred bytes.
 MAX_UPDATE_INFO = 64 * 1024
-_DATA_MARK = b"\r\n[update_data]\r\n"
+#: The line that ends the text: at a line start, CRLF or LF after it.
+_DATA_LINE = re.compile(rb"(?<=\n)[ \t]*\[update_data\][ \t]*\r?\n")
 _BLOB_MARK = b"\x1a\x00"
 _COMPUTED_KEYS = ("filesize", "crc", "filename")
 
@@ -254,6 +255,10 @@ def parse_crc(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _excerpt(line: str, limit: int = 60) -> str:
+    return repr(line if len(line) <= limit else line[:limit] + "...")
+
+
 class _Payload:
     """Parses the literal data as it streams past: text, marker, inner blob."""
 
@@ -272,19 +277,23 @@ class _Payload:
             self._blob(chunk)
             return
         self._head += chunk
-        i = self._head.find(_DATA_MARK)
-        end = i + len(_DATA_MARK) + len(_BLOB_MARK)
-        if i < 0 or len(self._head) < end:
+        found = _DATA_LINE.search(self._head)
+        if found is None or len(self._head) < found.end() + len(_BLOB_MARK):
             if len(self._head) > MAX_UPDATE_INFO:
                 raise FormatError(
-                    f"{self.source}: no [update_data] line in the first {MAX_UPDATE_INFO} bytes"
+                    f"{self.source}: no [update_data] line in the first {MAX_UPDATE_INFO} bytes "
+                    "of the literal data"
                 )
             return
         head, self._head = self._head, None
-        self._parse_info(bytes(head[:i]))
-        if head[end - 2 : end] != _BLOB_MARK:
-            raise FormatError(f"{self.source}: [update_data] is not followed by the bytes 1A 00")
-        self._blob(head[end:])
+        self._parse_info(bytes(head[: found.start()]))
+        end = found.end()
+        if head[end : end + 2] != _BLOB_MARK:
+            raise FormatError(
+                f"{self.source}: [update_data] is followed by the bytes {bytes(head[end:end + 2]).hex(' ')}, "
+                "not 1a 00"
+            )
+        self._blob(head[end + 2 :])
 
     def _blob(self, chunk: bytes) -> None:
         self._blob_len += len(chunk)
@@ -292,19 +301,35 @@ class _Payload:
 
     def _parse_info(self, raw: bytes) -> None:
         try:
-            lines = raw.decode("utf-8").split("\r\n")
-        except UnicodeDecodeError:
-            raise FormatError(f"{self.source}: [update_info] block is not UTF-8 text") from None
-        if lines[0] != "[update_info]":
-            raise FormatError(f"{self.source}: literal data does not start with [update_info]")
-        for line in lines[1:]:
-            if not line:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError(
+                f"{self.source}: [update_info] block is not UTF-8 text "
+                f"(byte {raw[e.start]:#04x} at offset {e.start} of the literal data)"
+            ) from None
+        # The vendor writes CRLF and starts with an empty line (every real
+        # file, 2010 to 2023); LF and any number of leading blank lines are
+        # taken too.
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        first = next((i for i, line in enumerate(lines) if line.strip()), None)
+        if first is None:
+            raise FormatError(f"{self.source}: literal data has no [update_info] line before [update_data]")
+        if lines[first].strip().lower() != "[update_info]":
+            raise FormatError(
+                f"{self.source}: literal data line {first + 1} is {_excerpt(lines[first])}, "
+                "expected [update_info] (after optional blank lines)"
+            )
+        for number, line in enumerate(lines[first + 1 :], start=first + 2):
+            if not line.strip():
                 continue
             key, eq, value = line.partition("=")
+            key = key.strip()
             if not eq or not key:
-                raise FormatError(f"{self.source}: [update_info] line is not key=value: {line[:80]!r}")
+                raise FormatError(
+                    f"{self.source}: [update_info] line {number} is not key=value: {_excerpt(line)}"
+                )
             if key in self.info:
-                raise FormatError(f"{self.source}: [update_info] has {key}= twice")
+                raise FormatError(f"{self.source}: [update_info] has {key}= twice (line {number})")
             self.info[key] = value
         for key in ("filesize", "crc"):
             if key not in self.info:
