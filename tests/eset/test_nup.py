@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from updmirror.errors import FormatError, SignatureError
 from updmirror.eset import nup, openpgp
+from updmirror.vendor import nupwriter, pgpwriter
 
 TS = 1_700_000_000
 INFO = [
@@ -28,24 +29,24 @@ BLOB = bytes(range(256)) * 40
 
 
 @functools.cache
-def rsa_key() -> nup.SigningKey:
-    return nup.generate_signing_key(created=TS)
+def rsa_key() -> nupwriter.SigningKey:
+    return nupwriter.generate_signing_key(created=TS)
 
 
 @functools.cache
-def other_rsa_key() -> nup.SigningKey:
-    return nup.generate_signing_key("Someone else", created=TS)
+def other_rsa_key() -> nupwriter.SigningKey:
+    return nupwriter.generate_signing_key("Someone else", created=TS)
 
 
 @functools.cache
-def dsa_key() -> nup.SigningKey:
-    return nup.generate_signing_key("Legacy DSA", algorithm="dsa", created=TS)
+def dsa_key() -> nupwriter.SigningKey:
+    return nupwriter.generate_signing_key("Legacy DSA", algorithm="dsa", created=TS)
 
 
 def build(key=None, **kw) -> bytes:
     out = io.BytesIO()
     args = dict(update_info=INFO, blob=BLOB, literal_name="em002_32_l0.nup", timestamp=TS + 60)
-    nup.build_nup(out, key=key or rsa_key(), **{**args, **kw})
+    nupwriter.build_nup(out, key=key or rsa_key(), **{**args, **kw})
     return out.getvalue()
 
 
@@ -58,15 +59,15 @@ def flip(data: bytes, pos: int) -> bytes:
     return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
 
 
-def signed_payload(payload: bytes, key: nup.SigningKey, partial: bool = False) -> bytes:
+def signed_payload(payload: bytes, key: nupwriter.SigningKey, partial: bool = False) -> bytes:
     """A one-pass signed message around an arbitrary payload, no key packet."""
     h = openpgp.new_hash(key.hash_algo)
     h.update(payload)
-    literal = openpgp.literal_header("x.nup", TS) + payload
+    literal = pgpwriter.literal_header("x.nup", TS) + payload
     return (
-        openpgp.one_pass_packet(0, key.hash_algo, key.public, last=True)
-        + (openpgp.encode_partial_packet if partial else openpgp.encode_packet)(openpgp.TAG_LITERAL, literal)
-        + openpgp.signature_packet(
+        pgpwriter.one_pass_packet(0, key.hash_algo, key.public, last=True)
+        + (pgpwriter.encode_partial_packet if partial else pgpwriter.encode_packet)(openpgp.TAG_LITERAL, literal)
+        + pgpwriter.signature_packet(
             key.private,
             key.public,
             version=4,
@@ -199,7 +200,7 @@ def test_build_is_deterministic_and_streams_from_a_file_object():
 
 
 def test_signing_key_survives_pem_round_trip():
-    again = nup.SigningKey.from_pem(rsa_key().to_pem())
+    again = nupwriter.SigningKey.from_pem(rsa_key().to_pem())
     assert again.fingerprint == rsa_key().fingerprint
     assert build(key=again) == build()
 

@@ -33,13 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from updmirror.eset.nup import SigningKey, build_nup
 from updmirror.eset.trees import CHANNELS, TREES
 from updmirror.eset.updatever import UpdateVer
 
 from . import VendorError, catalog, keys
 from .blobs import BlobReader
 from .catalog import FileSpec, Flavour
+from .nupwriter import SigningKey, build_nup
 
 STATE_FILE = "vendor.json"
 STATE_FORMAT = 1

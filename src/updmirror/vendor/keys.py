@@ -21,8 +21,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from updmirror.eset import openpgp
-from updmirror.eset.nup import SigningKey, generate_signing_key
+from . import pgpwriter
+from .nupwriter import SigningKey, generate_signing_key
 
 VENDOR_UID = "ESET Update Signing Certificate (simulated)"
 OTHER_UID = "ESET legacy DSA key (simulated)"
@@ -90,7 +90,7 @@ def deterministic_rsa(seed: int, bits: int = 2048) -> rsa.RSAPrivateKey:
 def vendor_key(seed: int, created: int) -> SigningKey:
     """The vendor's main signing key for `seed` (same seed, same key)."""
     private = deterministic_rsa(seed)
-    public, block = openpgp.transferable_public_key(private, created, VENDOR_UID)
+    public, block = pgpwriter.transferable_public_key(private, created, VENDOR_UID)
     return SigningKey(private, public, block)
 
 
