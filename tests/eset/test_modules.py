@@ -1,7 +1,7 @@
 import pytest
 
 from updmirror.errors import FormatError, UnsafePathError
-from updmirror.eset.modules import Selection, database_version, modules, select
+from updmirror.eset.modules import Selection, database_version, modules, normalise_path, select
 from updmirror.eset.updatever import UpdateVer
 
 INDEX_URL = "http://update.eset.com/eset_upd/ep11/dll/update.ver"
@@ -47,7 +47,7 @@ def test_module_fields_are_read():
 
 @pytest.mark.parametrize("file", [
     "/a/../../etc/passwd", "../x.nup", "a/./b.nup", "/a/%2e%2e/b.nup", "/a/%252e%252e/b",
-    "/a//b.nup", "\\\\evil\\share\\x", "/a/b\x00.nup", "http://evil.example/a.nup",
+    "/a/%2F/b.nup", "\\\\evil\\share\\x", "/a/b\x00.nup", "http://evil.example/a.nup",
     "//evil.example/a.nup", "file:///etc/passwd", "/" + "a" * 600, "/a/b c.nup", "/a/%ff.nup",
 ])
 def test_files_that_would_leave_the_repository_are_refused(file):
@@ -59,6 +59,28 @@ def test_files_that_would_leave_the_repository_are_refused(file):
         return
     with pytest.raises(UnsafePathError, match=r"\[EVIL0\]"):
         modules(doc, INDEX_URL)
+
+
+@pytest.mark.parametrize("file, path", [
+    ("/a//b.nup", "/a/b.nup"), ("/v3-rel-sta///m//em.nup", "/v3-rel-sta/m/em.nup"), ("m//em.nup", "/eset_upd/ep11/dll/m/em.nup"),
+])
+def test_repeated_slashes_in_a_file_path_are_merged_not_refused(file, path):
+    (m,) = modules(index(section("A0", file)), INDEX_URL)
+    assert m.path == path
+
+
+@pytest.mark.parametrize("raw, merged", [
+    ("//dll/update.ver", "/dll/update.ver"), ("//v3-rel-sta/m/em.nup", "/v3-rel-sta/m/em.nup"),
+    ("/eset_upd//ep11///dll/update.ver", "/eset_upd/ep11/dll/update.ver"), ("/a/b", "/a/b"),
+])
+def test_the_normaliser_merges_repeated_slashes(raw, merged):
+    assert normalise_path(raw, "request") == merged
+
+
+@pytest.mark.parametrize("raw", ["//../etc/passwd", "/a//..//..//b", "/a/%2F%2F/b", "//%2e%2e/x", "///"])
+def test_merging_slashes_lets_no_unsafe_spelling_through(raw):
+    with pytest.raises(UnsafePathError):
+        normalise_path(raw, "request")
 
 
 def test_another_host_is_accepted_when_allowed():

@@ -75,8 +75,8 @@ def test_etag_matching_takes_lists_weak_tags_and_star():
 
 @pytest.mark.parametrize("raw", [
     b"/../etc/passwd", b"/%2e%2e/etc/passwd", b"/%252e%252e/etc/passwd", b"/a/..%2fb",
-    b"/a%2fb", b"/a\\..\\b", b"/a%5cb", b"/a\0b", b"/a%00b", b"/./a", b"/a//b", b"/a/%2E%2E/b",
-    b"/\xc3\xa9", b"/../", b"/a/../", b"//", b"/%2e%2e/",
+    b"/a%2fb", b"/a\\..\\b", b"/a%5cb", b"/a\0b", b"/a%00b", b"/./a", b"/a/%2E%2E/b",
+    b"/\xc3\xa9", b"/../", b"/a/../", b"/%2e%2e/", b"//../etc/passwd", b"/a//..//b", b"/a/%2f%2f/b",
 ])
 def test_no_spelling_of_dot_dot_or_a_separator_gets_through(raw):
     with pytest.raises(UnsafePathError):
@@ -87,6 +87,15 @@ def test_a_percent_encoded_plain_path_is_decoded_once():
     assert _clean_path(b"/eset_upd/ep11/dll/update%2Ever") == b"/eset_upd/ep11/dll/update.ver"
 
 
-@pytest.mark.parametrize("raw", [b"/", b"/eset_upd/", b"/eset_upd/ep11/dll/"])
+@pytest.mark.parametrize("raw, merged", [
+    (b"//dll/update.ver", b"/dll/update.ver"), (b"//update.ver", b"/update.ver"),
+    (b"//v3-rel-sta/mod_001/em001_32_l0.nup", b"/v3-rel-sta/mod_001/em001_32_l0.nup"),
+    (b"/eset_upd//ep11///dll/update.ver", b"/eset_upd/ep11/dll/update.ver"),
+])
+def test_repeated_slashes_are_merged_like_nginx_merge_slashes(raw, merged):
+    assert _clean_path(raw) == merged
+
+
+@pytest.mark.parametrize("raw", [b"/", b"//", b"/eset_upd/", b"/eset_upd//", b"/eset_upd/ep11/dll/"])
 def test_a_safe_folder_is_no_file_rather_than_a_bad_request(raw):
     assert _clean_path(raw) is None

@@ -53,6 +53,19 @@ def test_update_ver_is_chosen_by_user_agent(server, path, agent, expected):
     assert "user-agent" in r.headers["vary"].lower()
 
 
+@pytest.mark.parametrize("path, agent, expected", [
+    ("//dll/update.ver", EP11_AGENT, EP11_BYTES),          # a client set up with "http://mirror:2221/"
+    ("//update.ver", V16_AGENT, V16_BYTES),
+    ("//" + EP11_INDEX, None, EP11_BYTES),
+    ("/eset_upd//ep11///dll/update.ver", None, EP11_BYTES),
+    ("/" + SMALL, None, SMALL_BYTES),                       # a downloader's "//<product>-rel-sta/..."
+    ("/" + LARGE.replace("/mod_", "//mod_"), None, LARGE_BYTES),
+])
+def test_repeated_slashes_are_merged_before_routing(server, path, agent, expected):
+    r = get(server.port, path, headers={"User-Agent": agent} if agent else None)
+    assert (r.status, r.body) == (200, expected)
+
+
 def test_vendor_paths_are_served_as_they_are(server):
     r = get(server.port, "/" + EP11_INDEX)
     assert (r.status, r.body, r.headers["content-type"]) == (200, EP11_BYTES, "text/plain")

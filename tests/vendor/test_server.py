@@ -138,12 +138,22 @@ def _raw_get(srv: VendorServer, raw_path: str) -> int:
 
 @pytest.mark.parametrize("raw_path", [
     "/../vendor.json", "/%2e%2e/vendor.json", "/eset_upd/..%2f..%2fvendor.json", "/eset_upd/%2e%2e/../vendor-key.pem",
-    "/eset_upd/", "/eset_upd", "/", "/eset_upd//ep11/dll/update.ver", "/eset_upd/ep11/dll/update.ver%00",
+    "/eset_upd/", "/eset_upd", "/", "/eset_upd/ep11/dll/update.ver%00",
     "/eset_upd\\ep11\\dll\\update.ver", "/eset_upd/ep11/dll/no-such.ver",
 ])
 def test_no_listings_no_escape_404_for_missing(server, raw_path):
     assert _raw_get(server, raw_path) == 404
     assert _raw_get(server, "/" + INDEX) == 200
+
+
+@pytest.mark.parametrize("raw_path", ["//" + INDEX, "/eset_upd//ep11///dll/update.ver"])
+def test_repeated_slashes_are_merged_like_the_vendors_servers_do(server, raw_path):
+    assert _raw_get(server, raw_path) == 200
+
+
+@pytest.mark.parametrize("raw_path", ["//../vendor.json", "/eset_upd//..//..//vendor.json", "/eset_upd/%2F%2F/x"])
+def test_merging_slashes_opens_no_escape(server, raw_path):
+    assert _raw_get(server, raw_path) == 404
 
 
 # -- faults ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ MAX_PATH_LENGTH = 512
 #: Characters a repository path may hold; vendor paths use far fewer.
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()+,;=@-]+$")
 _SECTION_NAME = re.compile(r"^(CONTINUOUS_)?([A-Z0-9_]+?)(\d+)$")
+_REPEATED_SLASHES = re.compile(r"//+")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def resolve_file(file_value: str, index_url: str, allowed_hosts: set[str] | froz
         return root._replace(path=prefix + path).geturl(), path
     else:
         # Check the name as written: urljoin would silently fold "../".
-        _check_segments(file_value.split("?", 1)[0], where, file_value)
+        _check_segments(merge_slashes(file_value.split("?", 1)[0]), where, file_value)
         url = urljoin(index_url, file_value)
         raw_path = urlsplit(url).path
         if prefix:
@@ -160,13 +161,21 @@ def resolve_file(file_value: str, index_url: str, allowed_hosts: set[str] | froz
     return url, path
 
 
+def merge_slashes(path: str) -> str:
+    """Repeated slashes as one, as nginx's `merge_slashes` does: a client set up
+    with `http://mirror:2221/` asks for `//dll/update.ver`, the vendor's servers take it."""
+    return _REPEATED_SLASHES.sub("/", path) if "//" in path else path
+
+
 def normalise_path(raw_path: str, where: str, shown: str | None = None) -> str:
     """A safe host-relative path ("/a/b.nup") or an UnsafePathError.
 
-    Percent-decoding happens once, before the checks, so no encoding of
-    `..` or of a separator gets through.
+    Repeated slashes are merged first (an empty segment is never unsafe);
+    percent-decoding happens once, after that and before the checks, so no
+    encoding of `..` or of a separator gets through (`%2F%2F` stays refused).
     """
     shown = raw_path if shown is None else shown
+    raw_path = merge_slashes(raw_path)
     try:
         decoded = unquote(raw_path, errors="strict") if "%" in raw_path else raw_path
     except UnicodeDecodeError:

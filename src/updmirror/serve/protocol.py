@@ -602,8 +602,11 @@ def _connection(req: Request) -> bytes:
 
 
 def _clean_path(raw: bytes) -> bytes | None:
-    """The request path decoded once and checked, None for a folder ("/",
-    "/eset_upd/"), or UnsafePathError.
+    """The request path with repeated slashes merged, decoded once and checked,
+    None for a folder ("/", "/eset_upd/", "//"), or UnsafePathError.
+
+    Only paths the tables do not hold as written come here, so a normal
+    request pays nothing for the merging.
 
     Encoded separators, backslashes and NUL are refused before decoding, so
     that no spelling of `..` or of a path separator reaches the lookup. A
@@ -617,7 +620,8 @@ def _clean_path(raw: bytes) -> bytes | None:
     except UnicodeDecodeError:
         raise UnsafePathError("request: raw non-ASCII bytes in the path") from None
     if text.endswith("/"):
-        if text != "/":
-            normalise_path(text[:-1], "request")
+        folder = text.rstrip("/")
+        if folder:
+            normalise_path(folder, "request")
         return None
     return normalise_path(text, "request").encode("utf-8")
