@@ -31,11 +31,10 @@ from typing import NamedTuple
 from aiohttp import web
 
 from updmirror.errors import FormatError, UnsafePathError
-from updmirror.eset import rar
 from updmirror.eset.modules import is_module_section, normalise_path
 from updmirror.eset.updatever import UpdateVer
 
-from . import VendorError
+from . import VendorError, rarwriter
 from .faults import CONTROL_PATH, INDEX_KINDS, NUP_KINDS, Fault, FaultSet
 
 CHUNK = 64 * 1024
@@ -280,7 +279,7 @@ class VendorServer:
             data = await asyncio.to_thread(target.read_bytes)
             data = _index_faults(data, kinds, str(target))
             if self.rar_index:
-                data = rar.write_stored("update.ver", data, target.stat().st_mtime)
+                data = rarwriter.write_stored("update.ver", data, target.stat().st_mtime)
             return _Body(len(data), data=data)
         patches = {}
         if NUP_KINDS & kinds.keys():
