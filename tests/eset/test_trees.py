@@ -1,6 +1,6 @@
 import pytest
 
-from updmirror.eset.trees import TREES, index_for_request, route, tree_from_user_agent
+from updmirror.eset.trees import TREES, index_for_request, route, tree_from_user_agent, user_agent
 
 EEA11 = "EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; TDB 0; CL 1.1.1)"
 HOME16 = "ESS Update (Windows; U; 64bit; BPC 16.0.22.0; OS: 10.0.19045 SP 0.0 NT; TDB 29123)"
@@ -42,3 +42,18 @@ def test_old_and_dll_requests_pick_the_matching_index():
     assert index_for_request(TREES["v10"], "/dll/update.ver") == "eset_upd/v10/dll/update.ver"
     assert index_for_request(TREES["ep11"], "/update.ver") == "eset_upd/ep11/dll/update.ver"
     assert index_for_request(TREES["v3"], "/dll/update.ver") == "eset_upd/update.ver"
+
+
+@pytest.mark.parametrize("tree", sorted(set(TREES) - {"pcu"}))
+def test_each_trees_user_agent_routes_back_to_it(tree):
+    assert tree_from_user_agent(user_agent(tree)) == tree
+    assert route(user_agent(tree), sorted(TREES)) == tree
+    assert route(user_agent(tree, mirror=True), sorted(TREES)) == tree
+    assert user_agent(tree, mirror=True).endswith(" updmirror")
+
+
+def test_the_client_and_the_mirror_take_the_agent_from_one_table():
+    from updmirror.client.update import USER_AGENTS
+    from updmirror.config import DEFAULT_USER_AGENT
+
+    assert USER_AGENTS["v16"] == user_agent("v16") and DEFAULT_USER_AGENT == user_agent("ep11", mirror=True)

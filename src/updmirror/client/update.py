@@ -22,13 +22,11 @@ from updmirror import redact
 from updmirror.errors import FormatError, UpdmirrorError
 from updmirror.eset import nup
 from updmirror.eset.modules import Module, Selection, modules, select
+from updmirror.eset.trees import user_agent
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
 
-USER_AGENTS = {
-    "ep11": "EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; TDB 0; CL 1.1.1)",
-    "v16": "ESS Update (Windows; U; 64bit; BPC 16.0.22.0; OS: 10.0.19045 SP 0.0 NT; TDB 29123; CL 1.1.1)",
-    "v5": "ESS Update (Windows; U; 32bit; BPC 5.2.9.1; OS: 5.1.2600 SP 3.0 NT; TDB 7000)",
-}
+#: The agents of the products whose trees the demo and the benchmarks serve.
+USER_AGENTS = {tree: user_agent(tree) for tree in ("ep11", "v16", "v5")}
 
 
 @dataclass

@@ -76,6 +76,39 @@ _ENDPOINT_RE = re.compile(r"\b(?:EEA|EES|EFSW|EMSX|ESFW)\s+Update\b.*?\bBPC\s+(\
 _HOME_RE = re.compile(r"\bUpdate\b.*?\bBPC\s+(\d{1,3})\.", re.I)
 
 
+#: How each family's product names itself; the first is the real agent of the
+#: format page (section 5), the home one a client sample of the same shape.
+_AGENT_FORMS = {
+    "endpoint": ("EEA Update (Windows; U; {bits}; BPC {bpc}; OS: 10.0.26100 SP 0.0 NT; TDB 0; CL 1.1.1; "
+                 "x64c; APP eea; BEO 1; ASP 0.0; FW 0.0; PX 0; PUA 0; RA 0)"),
+    "home": "ESS Update (Windows; U; {bits}; BPC {bpc}; OS: 10.0.19045 SP 0.0 NT; TDB 0; CL 1.1.1)",
+}
+#: Product builds seen in agents; other generations get `<major>.0.0.0` (or the
+#: folder's `6.6`), which is all that routing reads (`BPC <major>.`).
+_BUILDS = {"ep11": "11.0.2044.0", "v16": "16.0.22.0", "v5": "5.2.9.1"}
+#: Trees that are no product generation, and whose product's agent asks for them (a guess).
+_AGENT_OF = {"pcu": "ep11"}
+#: After the product's agent in what a mirror sends upstream: logs tell a mirror from a client.
+MIRROR_AGENT_TAG = "updmirror"
+
+
+def user_agent(tree: str, platform: str = "x64", *, mirror: bool = False) -> str:
+    """The User-Agent of the product that reads `tree`: what its clients on
+    `platform` send, and what `route` (or a product's own mirror) maps back to `tree`.
+
+    `mirror`: as this mirror sends it upstream, with MIRROR_AGENT_TAG after it.
+    Raises KeyError for a tree not in TREES.
+    """
+    name = _AGENT_OF.get(tree, tree)
+    family, major = _split(name)
+    if tree not in TREES or major is None:
+        raise KeyError(tree)
+    folder = TREES[name].folder
+    bpc = _BUILDS.get(name) or (f"{folder[2:]}.0.0" if "." in folder else f"{major}.0.0.0")
+    agent = _AGENT_FORMS[family].format(bpc=bpc, bits="32bit" if platform == "x86" else "64bit")
+    return f"{agent} {MIRROR_AGENT_TAG}" if mirror else agent
+
+
 def tree_from_user_agent(user_agent: str | None) -> str | None:
     """The generation a client's User-Agent names (`ep11`, `v16`), or None."""
     if not user_agent:

@@ -47,8 +47,11 @@ class Upstream(ABC):
 
     @abstractmethod
     async def fetch_index(self, url: str, validators: dict[str, str] | None,
-                          max_bytes: int) -> IndexResult:
+                          max_bytes: int, *, user_agent: str | None = None) -> IndexResult:
         """Fetch an index, conditionally when `validators` are given.
+
+        `user_agent`: the one to send for this index (a product's own mirror
+        chooses the index by it); fetchers without such a header ignore it.
 
         Raises AuthError, NotFoundError, TooLargeError (a body over max_bytes),
         StalledError, or UpstreamError for anything else, after retries.

@@ -50,7 +50,7 @@ class FolderUpstream(Upstream):
         self.root = found.expanduser().absolute()
 
     async def fetch_index(self, url: str, validators: dict[str, str] | None,
-                          max_bytes: int) -> IndexResult:
+                          max_bytes: int, *, user_agent: str | None = None) -> IndexResult:
         path, shown = self._locate(url)
         self.stats.requests += 1
         st = await asyncio.to_thread(_stat, path, shown)

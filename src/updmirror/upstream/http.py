@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import hdrs
 
 from updmirror import redact
-from updmirror.config import UpstreamConfig
+from updmirror.config import DEFAULT_USER_AGENT, UpstreamConfig
 from updmirror.errors import ConfigError
 from updmirror.upstream.backoff import BACKOFF_BASE, MAX_RETRY_AFTER, backoff_delay, retry_after
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
@@ -76,7 +76,7 @@ class HttpUpstream(Upstream):
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=cfg.parallel),
             timeout=timeout,
-            headers={hdrs.USER_AGENT: cfg.user_agent},
+            headers={hdrs.USER_AGENT: cfg.user_agent or DEFAULT_USER_AGENT},
             trust_env=False,
             read_bufsize=CHUNK_SIZE,
         )
@@ -87,10 +87,10 @@ class HttpUpstream(Upstream):
     # -- the two operations ------------------------------------------------
 
     async def fetch_index(self, url: str, validators: dict[str, str] | None,
-                          max_bytes: int) -> IndexResult:
+                          max_bytes: int, *, user_agent: str | None = None) -> IndexResult:
         shown = self._check_url(url)
         validators = dict(validators or {})
-        headers = {}
+        headers = {hdrs.USER_AGENT: user_agent} if user_agent else {}
         if validators.get("etag"):
             headers[hdrs.IF_NONE_MATCH] = validators["etag"]
         if validators.get("last_modified"):
@@ -99,7 +99,7 @@ class HttpUpstream(Upstream):
         async def attempt() -> IndexResult:
             async with self._get(url, shown, headers) as resp:
                 if resp.status == 304:
-                    if not headers:
+                    if hdrs.IF_NONE_MATCH not in headers and hdrs.IF_MODIFIED_SINCE not in headers:
                         raise UpstreamError(f"{shown}: the upstream answered 304 Not Modified to a "
                                             "request that held no validators")
                     return IndexResult(False, b"", {**validators, **_validators(resp)}, shown)
