@@ -15,15 +15,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from updmirror.errors import ConfigError
-from updmirror.eset.trees import CHANNELS, TREES
+from updmirror.eset.trees import CHANNELS, TREES, user_agent
 
 DEFAULT_PORT = 2221
 VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
 PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                     "::1/128", "fc00::/7")
-DEFAULT_USER_AGENT = ("EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; "
-                      "TDB 0; CL 1.1.1; x64c; APP eea; BEO 1; ASP 0.0; FW 0.0; PX 0; PUA 0; RA 0) "
-                      "updmirror")
+#: For requests of no tree in particular; an index is asked for with its own tree's agent.
+DEFAULT_USER_AGENT = user_agent("ep11", mirror=True)
+#: Where the upstream keeps its indexes: found out per sync, or forced.
+LAYOUTS = ("auto", "vendor", "product-mirror")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class UpstreamConfig:
     url: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    user_agent: str = DEFAULT_USER_AGENT
+    #: None: each index is asked for with the User-Agent of its tree's product.
+    user_agent: str | None = None
     proxy: str | None = None
     connect_timeout: float = 15.0
     #: A connection that delivers nothing for this long is given up.
@@ -41,6 +43,8 @@ class UpstreamConfig:
     parallel: int = 8
     retries: int = 4
     allowed_hosts: tuple[str, ...] = ()
+    #: "vendor": eset_upd/<tree>/...; "product-mirror": update.ver / dll/update.ver at the URL.
+    layout: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
         key_files=tuple(_path(base, p) for p in verify.strs("key_files", [])),
     )
     http_cfg = _http(http, base, mirror_cfg)
+    if upstream_cfg.layout == "product-mirror" and set(mirror_cfg.channels) != {"regular"}:
+        up.fail("layout", "a product's own mirror serves one channel, at its URL: "
+                'set [mirror] channels = ["regular"]')
     for t in (up, mirror, verify, http):
         t.finish()
     return Config(path, upstream_cfg, mirror_cfg, verify_cfg, http_cfg)
@@ -157,7 +164,7 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
         url=url,
         username=username,
         password=password,
-        user_agent=t.str("user_agent", DEFAULT_USER_AGENT),
+        user_agent=t.opt_str("user_agent"),
         proxy=t.opt_str("proxy"),
         connect_timeout=t.number("connect_timeout", 15.0, low=0.1),
         stall_timeout=t.number("stall_timeout", 30.0, low=0.1),
@@ -165,6 +172,7 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
         parallel=int(t.number("parallel", 8, low=1, high=64)),
         retries=int(t.number("retries", 4, low=0, high=20)),
         allowed_hosts=tuple(h.lower() for h in t.strs("allowed_hosts", [])),
+        layout=_choice(t, "layout", LAYOUTS),
     )
 
 
@@ -241,6 +249,13 @@ def _http(t: _Table, base: Path, mirror: MirrorConfig) -> HttpConfig:
         admin_users=tuple(t.strs("admin_users", [])),
         access_log=_path(base, access_log) if access_log else None,
     )
+
+
+def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:
+    value = t.str(key, choices[0])
+    if value not in choices:
+        t.fail(key, f"{value!r} is not one of: {', '.join(choices)}")
+    return value
 
 
 def parse_listen(item: str) -> tuple[str, int]:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import vendor_real
 from updmirror import config
 from updmirror.eset.modules import modules
+from updmirror.eset.trees import TREES
 from updmirror.eset.updatever import UpdateVer
 from updmirror.store import Store
+from updmirror.sync.engine import run_sync
 from updmirror.vendor.server import VendorServer
 
 USER = "EAV-0123456789"
 PASSWORD = "Pw-9x7Q2mZk"
+#: Where the real 2021 index is published (eset_upd/v9/update.ver).
+VENDOR_PATH = TREES[vendor_real.INDEX_TREE].index_paths()[0]
 
 
 @dataclass
@@ -64,3 +72,31 @@ def assert_snapshot_complete(store: Store) -> None:
             f = snap.tree / m.path.lstrip("/")
             assert f.is_file(), f"{m.path} listed by {entry['path']} is missing"
             assert f.stat().st_size == m.size
+
+
+def port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mirror_toml(tmp: Path, upstream_url: str, trees=(vendor_real.INDEX_TREE,), upstream: str = "",
+                http_port: int | None = None, auth: bool = True, name: str = "mirror") -> Path:
+    """tmp/NAME.toml with every default (no [verify], layout "auto"), the store in tmp/NAME,
+    and [http] on `http_port` when given; `upstream` adds lines to [upstream]."""
+    creds = f'username = "{USER}"\npassword = "{PASSWORD}"\n' if auth else ""
+    text = (f'[upstream]\nurl = "{upstream_url}"\n{creds}retries = 0\n{upstream}\n'
+            f'[mirror]\nroot = "{tmp / name}"\ntrees = {json.dumps(list(trees))}\n')
+    if http_port is not None:
+        text += f'\n[http]\nlisten = ["127.0.0.1:{http_port}"]\nworkers = 1\n'
+    path = tmp / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def sync(path: Path):
+    return asyncio.run(run_sync(config.load(path)))
+
+
+def served_index(store_root: Path, index_path: str = VENDOR_PATH) -> bytes:
+    return (Store(store_root).current().tree / index_path).read_bytes()

@@ -48,9 +48,10 @@ def run_command(args: argparse.Namespace) -> int:
     from updmirror.serve import master
     from updmirror.serve.schedule import first_delay, sync_forever
     from updmirror.store.snapshots import Store
-    from updmirror.sync.engine import run_sync
+    from updmirror.sync.engine import check_extractor, run_sync
 
     cfg = config.load(args.config)
+    check_extractor(cfg)
     _quiet_access_logger(args, cfg)
     current = Store(cfg.mirror.root).current()
     delay = first_delay(current.created if current else None, cfg.mirror.interval)

@@ -25,9 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from updmirror.sync.engine import run_sync
+    from updmirror.sync.engine import check_extractor, run_sync
 
     cfg = config.load(args.config)
+    check_extractor(cfg)
     report = asyncio.run(run_sync(cfg, force=args.force, progress=not args.json))
     if args.json:
         data = report.to_dict()

@@ -21,17 +21,27 @@ from email.utils import parsedate_to_datetime
 from updmirror import redact
 from updmirror.config import Config
 from updmirror.errors import ConfigError, FormatError, UpdmirrorError, UpstreamError
-from updmirror.eset import nup, openpgp
+from updmirror.eset import nup, openpgp, rar
 from updmirror.eset.modules import Module, Selection, database_version, modules, select
-from updmirror.eset.trees import TREES
+from updmirror.eset.trees import TREES, user_agent
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
 from updmirror.store import Snapshot, Store, StoreLock
 from updmirror.store.records import append_run
 from updmirror.store.snapshots import fsync_path
 from updmirror.units import human_bytes
-from updmirror.upstream import open_upstream
+from updmirror.upstream import NotFoundError, open_upstream
 
-from .plan import FilePlan, IndexPlan, drop_share, plan_files, rewrite_index
+from .plan import (
+    PRODUCT_MIRROR,
+    FilePlan,
+    IndexPlan,
+    drop_share,
+    index_plans,
+    layouts_to_try,
+    lists_bare_names,
+    plan_files,
+    rewrite_index,
+)
 from .progress import Progress
 
 log = logging.getLogger("updmirror.sync")
@@ -131,46 +141,65 @@ class Sync:
     # -- indexes -------------------------------------------------------------
     async def _fetch_indexes(self, upstream) -> list[IndexPlan]:
         saved = self._load_validators()
-        selection_key = repr(self.selection)
-        plans = []
-        for tree_name in self.cfg.mirror.trees:
-            tree = TREES[tree_name]
-            for channel in self.cfg.mirror.channels:
-                for path in tree.index_paths(channel):
-                    plans.append(IndexPlan(tree_name, channel, path, self.cfg.upstream.url + path))
-
-        async def one(plan: IndexPlan) -> None:
-            old = saved.get(plan.url)
-            # Ask conditionally only when what we would rebuild is already served.
-            usable = (old and old.get("selection") == selection_key and plan.path in self.previous
-                      and not self.force)
-            result = await upstream.fetch_index(plan.url, old.get("validators") if usable else None,
-                                                MAX_INDEX_BYTES)
-            plan.validators = result.validators
-            if not result.changed:
-                plan.changed = False
-                plan.upstream_date = old.get("upstream_date") if old else None
-                log.info("index %s (%s, %s): unchanged upstream", plan.path, plan.tree, plan.channel)
-                return
-            plan.index = UpdateVer.parse(result.body, source=redact.url(plan.url))
-            mods = modules(plan.index, plan.url, allowed_hosts=self.cfg.upstream.allowed_hosts,
-                           source=redact.url(plan.url), root_url=self.cfg.upstream.url)
-            plan.modules = select(mods, self.selection)
-            plan.upstream_date = _http_date(result.validators.get("last_modified"))
-            log.info("index %s (%s, %s): version %s, %d of %d module files selected",
-                     plan.path, plan.tree, plan.channel, database_version(plan.modules),
-                     len(plan.modules), len(mods))
-
-        results = await asyncio.gather(*(one(p) for p in plans), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, UpdmirrorError):
-                raise failure
-            self.report.errors.append(str(failure))
+        up = self.cfg.upstream
+        layouts = layouts_to_try(up.layout, (e.get("layout") for e in saved.values() if isinstance(e, dict)))
+        failures: list[BaseException] = []
+        for attempt, layout in enumerate(layouts):
+            if layout == PRODUCT_MIRROR and set(self.cfg.mirror.channels) != {"regular"}:
+                found = f"{failures[0]}; " if attempt else ""
+                raise UpdmirrorError(
+                    f"{found}a product's own mirror serves one channel, at its URL: set [mirror] "
+                    f"channels = [\"regular\"] to mirror {redact.url(up.url)} in that layout")
+            plans = index_plans(up.url, self.cfg.mirror.trees, self.cfg.mirror.channels, layout)
+            results = await asyncio.gather(*(self._fetch_index(upstream, p, saved) for p in plans),
+                                           return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            for failure in failures:
+                if not isinstance(failure, UpdmirrorError):
+                    raise failure
+            missing = [f for f in failures if isinstance(f, NotFoundError)]
+            if attempt + 1 < len(layouts) and plans and len(missing) == len(plans):
+                log.info("%s: no index in the %s layout (%s); trying the %s layout",
+                         redact.url(up.url), layout, missing[0], layouts[attempt + 1])
+                continue
+            break
+        self.report.errors.extend(str(f) for f in failures)
         if failures:
             raise UpdmirrorError(f"{len(failures)} of {len(plans)} index(es) failed; nothing was "
                                  f"published. First: {failures[0]}")
         return plans
+
+    async def _fetch_index(self, upstream, plan: IndexPlan, saved: dict) -> None:
+        old = saved.get(plan.state_key)
+        # Ask conditionally only when what we would rebuild is already served.
+        usable = (old and old.get("selection") == repr(self.selection) and plan.path in self.previous
+                  and not self.force)
+        agent = self.cfg.upstream.user_agent or user_agent(plan.tree, mirror=True)
+        result = await upstream.fetch_index(plan.url, old.get("validators") if usable else None,
+                                            MAX_INDEX_BYTES, user_agent=agent)
+        plan.validators = result.validators
+        if not result.changed:
+            plan.changed = False
+            plan.upstream_date = old.get("upstream_date") if old else None
+            plan.upstream_format = old.get("format", "text") if old else "text"
+            log.info("index %s (%s, %s): unchanged upstream", plan.path, plan.tree, plan.channel)
+            return
+        plan.upstream_format = "rar" if rar.is_rar(result.body) else "text"
+        plan.index = UpdateVer.parse(result.body, source=redact.url(plan.url))
+        mods = modules(plan.index, plan.url, allowed_hosts=self.cfg.upstream.allowed_hosts,
+                       source=redact.url(plan.url), root_url=self.cfg.upstream.url)
+        if plan.layout == PRODUCT_MIRROR and self.cfg.upstream.layout == "auto" and not lists_bare_names(mods):
+            vendor_path = TREES[plan.tree].index_paths(plan.channel)[0]
+            raise NotFoundError(
+                f"{redact.url(self.cfg.upstream.url + vendor_path)}: not found, and the index at "
+                f"{redact.url(plan.url)} names files from the host's root, as no product's own mirror "
+                f"does: the upstream is in the vendor's layout and does not publish tree {plan.tree}; "
+                "check [mirror] trees, or set [upstream] layout")
+        plan.modules = select(mods, self.selection)
+        plan.upstream_date = _http_date(result.validators.get("last_modified"))
+        log.info("index %s (%s, %s): version %s, %d of %d module files selected",
+                 plan.path, plan.tree, plan.channel, database_version(plan.modules),
+                 len(plan.modules), len(mods))
 
     def _guard_against_drops(self, changed: list[IndexPlan]) -> None:
         if self.force:
@@ -292,17 +321,44 @@ class Sync:
 
     # -- validators (conditional requests) ---------------------------------------
     def _load_validators(self) -> dict:
-        try:
-            return json.loads((self.store.state / VALIDATORS_FILE).read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
+        return load_upstream_state(self.store)
 
     def _save_validators(self, indexes: list[IndexPlan]) -> None:
-        data = {p.url: {"validators": p.validators, "selection": repr(self.selection),
-                        "upstream_date": p.upstream_date} for p in indexes}
+        data = {p.state_key: {"url": redact.url(p.url), "validators": p.validators,
+                              "selection": repr(self.selection), "upstream_date": p.upstream_date,
+                              "layout": p.layout, "format": p.upstream_format} for p in indexes}
         tmp = self.store.state / (VALIDATORS_FILE + ".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
         os.replace(tmp, self.store.state / VALIDATORS_FILE)
+
+
+def load_upstream_state(store: Store) -> dict:
+    """What the last published sync learnt of each index upstream (validators,
+    layout, plain or RAR), by IndexPlan.state_key; {} when there is none."""
+    try:
+        data = json.loads((store.state / VALIDATORS_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def check_extractor(cfg: Config) -> None:
+    """Refuse to start (`sync`, `run`) when the upstream served a RAR index at
+    the last sync and no RAR extractor is installed: one line naming the package.
+
+    The mirror knows from the store's upstream state (upstream.json), which
+    records for each index whether it came plain or RAR-wrapped, stored or
+    compressed alike: an upstream that sent RAR may compress the next one. A
+    first sync that meets a compressed index without an extractor fails on it
+    with the same line.
+    """
+    prefix = redact.url(cfg.upstream.url)
+    for entry in load_upstream_state(Store(cfg.mirror.root)).values():
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if entry and entry.get("format") == "rar" and isinstance(url, str) and url.startswith(prefix):
+            if rar.extractor() is None:
+                raise rar.missing_extractor(f"the upstream served {url} RAR-wrapped at the last sync")
+            return
 
 
 def _load_key_files(cfg: Config) -> list:

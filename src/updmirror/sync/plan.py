@@ -13,7 +13,11 @@ from pathlib import Path
 
 from updmirror.errors import FormatError
 from updmirror.eset.modules import UPSTREAM_ONLY_SECTIONS, Module, is_module_section
+from updmirror.eset.trees import TREES
 from updmirror.eset.updatever import UpdateVer
+
+#: What an upstream's layout is called in [upstream] layout and in the state file.
+VENDOR, PRODUCT_MIRROR = "vendor", "product-mirror"
 
 
 @dataclass
@@ -29,10 +33,56 @@ class IndexPlan:
     modules: list[Module] = field(default_factory=list)   # selected modules
     validators: dict[str, str] = field(default_factory=dict)
     upstream_date: float | None = None
+    layout: str = VENDOR
+    upstream_format: str = "text"     # "rar" when upstream sent it RAR-wrapped
 
     @property
     def key(self) -> str:
         return f"{self.tree}/{self.channel}/{self.path}"
+
+    @property
+    def state_key(self) -> str:
+        """What its validators are kept under: a product's mirror serves several
+        trees' indexes at one URL, told apart by the User-Agent."""
+        return f"{self.url} ({self.tree})"
+
+
+def index_plans(base_url: str, trees: Iterable[str], channels: Iterable[str], layout: str) -> list[IndexPlan]:
+    """The configured indexes, each at its upstream URL for `layout`.
+
+    In the snapshot an index keeps its vendor path whatever the layout, so
+    downstream the mirror looks like the vendor's server. A product's mirror
+    has `update.ver` / `dll/update.ver` at its URL and one channel (which the
+    caller checks): it is planned as the regular one.
+    """
+    plans = []
+    for name in trees:
+        tree = TREES[name]
+        for channel in channels:
+            paths = tree.index_paths(channel)
+            sources = tree.indexes if layout == PRODUCT_MIRROR else paths
+            plans += [IndexPlan(name, channel, path, base_url + source, layout=layout)
+                      for path, source in zip(paths, sources, strict=True)]
+    return plans
+
+
+def layouts_to_try(configured: str, remembered: Iterable[str | None]) -> tuple[str, ...]:
+    """The layouts a sync tries, in order: the configured one alone, or (for
+    "auto") the one the last sync found first, the vendor's when none was found."""
+    if configured != "auto":
+        return (configured,)
+    if PRODUCT_MIRROR in set(remembered):
+        return (PRODUCT_MIRROR, VENDOR)
+    return (VENDOR, PRODUCT_MIRROR)
+
+
+def lists_bare_names(mods: Iterable[Module]) -> bool:
+    """Whether an index names its files the way a product's own mirror does:
+    bare names beside the index. The vendor and an updmirror write paths from
+    the host's root, so an index with one such path comes from neither layout's
+    flat form: it is what an updmirror routes to an agent whose tree it lacks."""
+    files = [m.file for m in mods]
+    return bool(files) and not any(f.startswith("/") or "://" in f for f in files)
 
 
 @dataclass

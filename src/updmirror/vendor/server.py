@@ -6,6 +6,11 @@ Content-Length, Last-Modified and If-Modified-Since, single byte ranges
 accept it) and RAR-wrapped indexes. No directory listings; nothing outside
 `www/`; half-written files (`*.part`) are not there.
 
+As a vendor product's own mirror (`product_mirror=True`, format page section
+4) it serves a flat folder instead: `/update.ver` and `/dll/update.ver` are
+chosen by the client's User-Agent among the per-product indexes
+`www/<tree>/[dll/]update.ver`, and every other path is a file of the folder.
+
 `VendorServer` runs in a thread of its own with its own event loop, so a
 synchronous test can start it, talk to it over a real socket, and stop it.
 Every delay and stream a fault makes is bounded in time and ends at once
@@ -32,6 +37,7 @@ from aiohttp import web
 
 from updmirror.errors import FormatError, UnsafePathError
 from updmirror.eset.modules import is_module_section, normalise_path
+from updmirror.eset.trees import TREES, route
 from updmirror.eset.updatever import UpdateVer
 
 from . import VendorError, rarwriter
@@ -107,11 +113,13 @@ class _Body:
 class VendorServer:
     """`www` served on host:port (0: any free port) with Basic authentication.
 
-    `user=None` turns authentication off (for an upstream that has none).
+    `user=None` turns authentication off (for an upstream that has none);
+    `product_mirror` serves `www` the way a vendor product's own mirror does.
     """
 
     def __init__(self, www: Path, user: str | None, password: str | None, host: str = "127.0.0.1",
-                 port: int = 0, gzip: bool = False, rar_index: bool = False, control: bool = False) -> None:
+                 port: int = 0, gzip: bool = False, rar_index: bool = False, control: bool = False,
+                 product_mirror: bool = False) -> None:
         self.www = Path(www).resolve()
         if not self.www.is_dir():
             raise VendorError(f"{www} is not a folder; generate a repository first "
@@ -121,6 +129,7 @@ class VendorServer:
         self.gzip = gzip
         self.rar_index = rar_index
         self.control = control
+        self.product_mirror = product_mirror
         self._credentials = f"{user}:{password}".encode() if user is not None else None
         self.faults = FaultSet()
         self._lock = threading.Lock()
@@ -241,6 +250,8 @@ class VendorServer:
             return self._status_fault(request, kinds["status"])
         if "captive_portal" in kinds:
             return self._captive(request)
+        if self.product_mirror:
+            rel = self._product_path(rel, request.headers.get("User-Agent"))
         target = self._file(rel)
         if target is None:
             return self._simple(request, 404)
@@ -265,6 +276,18 @@ class VendorServer:
         except (ValueError, TypeError):
             return False
         return hmac.compare_digest(given, self._credentials)
+
+    def _product_path(self, rel: str | None, agent: str | None) -> str | None:
+        """Where a product's mirror finds a request: the index of the agent's
+        tree for `update.ver` / `dll/update.ver`, the folder's file otherwise."""
+        if not rel or rel.split("/", 1)[0] in TREES:
+            return None    # the per-product indexes are reached through the agent only
+        if rel in ("update.ver", "dll/update.ver"):
+            trees = [t for t in TREES if (self.www / t / rel).is_file()]
+            chosen = route(agent, trees) if trees else None
+            if chosen:
+                return f"{chosen}/{rel}"
+        return rel
 
     def _file(self, rel: str | None) -> Path | None:
         if not rel or rel.endswith(".part"):
@@ -293,6 +316,7 @@ class VendorServer:
             "Accept-Ranges": "bytes",
             "Content-Type": "text/plain" if name == "update.ver" else "application/octet-stream",
         }
+        vary = ["User-Agent"] if self.product_mirror and name == "update.ver" else []
         if _not_modified_since(request, mtime):
             return self._simple(request, 304, headers=headers, body=False)
         start, end = 0, body.size
@@ -312,7 +336,7 @@ class VendorServer:
         resp = web.StreamResponse(status=status, headers=headers)
         if encode:
             resp.headers["Content-Encoding"] = "gzip"
-            resp.headers["Vary"] = "Accept-Encoding"
+            vary.append("Accept-Encoding")
             if body.size <= GZIP_IN_MEMORY:
                 data = gzip.compress(b"".join([c async for c in body.chunks(0, body.size)]), mtime=0)
                 body, start, end = _Body(len(data), data=data), 0, len(data)
@@ -320,6 +344,8 @@ class VendorServer:
             # else: streamed, chunked, no Content-Length
         else:
             resp.content_length = end - start
+        if vary:
+            resp.headers["Vary"] = ", ".join(vary)
         self._record(request, status)
         await resp.prepare(request)
         if request.method == "HEAD":
