@@ -73,7 +73,8 @@ def test_indexes_are_crlf_with_vendor_sections_and_key_order(vendor_root):
             keys = s.keys()
             assert keys == [k for k in VENDOR_KEY_ORDER if k in keys], (s.name, keys)
             assert s.raw("buildregname").startswith('"')
-            assert re.fullmatch(r"\d+(\.\d)? \(\d{8}\)", s["version"])   # "1207.1 (20210421)" is real
+            # "1207.1 (20210421)" and "1425T (20210806)" are real too.
+            assert re.fullmatch(r"\d+(\.\d|T)? \(\d{8}\)", s["version"])
             assert re.fullmatch(r"\d\d\.\d\d\.\d{4}", s["date"])
             if s.name.startswith("CONTINUOUS_"):
                 assert "level" not in s

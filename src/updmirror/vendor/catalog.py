@@ -179,8 +179,10 @@ class FileSpec:
 #: Share of delta sections (levels 1, 2) listed without size=; the real 2021
 #: index has 2 of 87 sections (57 deltas) so, both deltas (a guess: only deltas).
 SIZELESS_SHARE = 0.04
-#: Share of delta versions with a point release (`1207.1 (20210421)`), as in 2 of the 8 real files.
-POINT_VERSION_SHARE = 0.1
+#: Shares of versions with a point release (`1207.1 (20210421)`) in the real 2021
+#: index: 18 of 56 deltas, 1 of 31 full modules; and one full module's `1425T (20210806)`.
+POINT_VERSION_SHARE = {0: 0.03, 1: 0.3, 2: 0.3}
+T_VERSION_SHARE = 0.03
 #: When the frozen DSA-only modules came out (the real one: 28.07.2010).
 DSA_ONLY_TIME = calendar.timegm((2010, 7, 28, 0, 0, 0))
 
@@ -301,7 +303,9 @@ def _spec(seed, flavour, line, platform, *, kind, section, version, build, base,
     timestamp = DSA_ONLY_TIME + rng.randint(0, 72000) if t.dsa_only else release_time(seed, release)
     dotted, compact = _date(timestamp)
     delta = level in (1, 2)
-    point = f".{rng.randint(1, 3)}" if delta and rng.random() < POINT_VERSION_SHARE else ""
+    point = f".{rng.randint(1, 3)}" if rng.random() < POINT_VERSION_SHARE.get(level, 0.0) else ""
+    if level == 0 and not point and rng.random() < T_VERSION_SHARE:
+        point = "T"
     items = [("version", f"{version}{point} ({compact})"), ("versionid", str(version)), ("build", str(build)),
              ("type", mtype), ("category", t.category)]
     if level is not None:
