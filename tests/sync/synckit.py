@@ -23,6 +23,8 @@ class Setup:
     store_root: Path
     config_path: Path
     fingerprint: str
+    #: The simulated vendor's DSA key, which alone signs its modules of 2010.
+    legacy_key_id: str = ""
 
     def cfg(self) -> config.Config:
         return config.load(self.config_path)
@@ -31,7 +33,8 @@ class Setup:
     def store(self) -> Store:
         return Store(self.store_root)
 
-    def write_config(self, trees=("ep11", "v16"), extra_upstream: str = "", extra_mirror: str = "") -> None:
+    def write_config(self, trees=("ep11", "v16"), extra_upstream: str = "", extra_mirror: str = "",
+                     extra_verify: str = "") -> None:
         self.config_path.write_text(f"""
 [upstream]
 url = "{self.server.url}"
@@ -52,6 +55,8 @@ grace = "1h"
 
 [verify]
 signing_keys = ["{self.fingerprint}"]
+{f'legacy_key_ids = ["{self.legacy_key_id}"]' if self.legacy_key_id else ""}
+{extra_verify}
 """.replace("'", '"'))
 
 

@@ -177,7 +177,8 @@ class FileSpec:
 
 
 #: Share of delta sections (levels 1, 2) listed without size=; the real 2021
-#: index has 2 of 87 sections (57 deltas) so, both deltas (a guess: only deltas).
+#: index has 2 of 87 sections so, both current deltas (a guess: only deltas, and never
+#: the DSA-only ones: the real one, SELFDEFENSE641, has its size=).
 SIZELESS_SHARE = 0.04
 #: Shares of versions with a point release (`1207.1 (20210421)`) in the real 2021
 #: index: 18 of 56 deltas, 1 of 31 full modules; and one full module's `1425T (20210806)`.
@@ -318,7 +319,7 @@ def _spec(seed, flavour, line, platform, *, kind, section, version, build, base,
     bits = {"x86": "32", "x64": "64", "arm64": "a64"}[platform]
     return FileSpec(path, section, tuple(items), _weight(seed, flavour, line, platform, kind, build), timestamp,
                     data_name=f"em{t.number:03d}_{bits}.dat", dsa_only=t.dsa_only,
-                    sizeless=delta and rng.random() < SIZELESS_SHARE)
+                    sizeless=delta and not t.dsa_only and rng.random() < SIZELESS_SHARE)
 
 
 def line_files(seed: int, flavour: Flavour, line: Line, s: LineState) -> list[FileSpec]:
