@@ -33,7 +33,7 @@ from common import WORK, Service, copy_tree_linked, free_port, remove_tree, updm
 
 use_repo_sources()
 
-from sync_vendor import cached_vendor, fingerprint, vendor_server, write_mirror_config  # noqa: E402
+from sync_vendor import cached_vendor, fingerprint, legacy_key_id, vendor_server, write_mirror_config  # noqa: E402
 
 from updmirror.client.update import USER_AGENTS, needed  # noqa: E402
 from updmirror.eset.modules import modules  # noqa: E402
@@ -114,7 +114,7 @@ def snapshot() -> Snapshot:
     server, url = vendor_server(vendor, root / "vendor.log")
     with server:
         write_mirror_config(conf, url=url, store=store, trees=TREE_NAMES, channels=["regular"],
-                            signing_key=fingerprint(vendor))
+                            signing_key=fingerprint(vendor), legacy_key_id=legacy_key_id(vendor))
         print("syncing release 1 ...", flush=True)
         subprocess.run(updmirror("-q", "sync", "-c", str(conf)), check=True, timeout=1800,
                        stdin=subprocess.DEVNULL)

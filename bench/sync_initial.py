@@ -36,6 +36,7 @@ from sync_vendor import (
     fingerprint,
     folder_bytes,
     index_paths,
+    legacy_key_id,
     listed_files,
     run_sync_json,
     vendor_requests,
@@ -99,7 +100,7 @@ def main() -> int:
         store=store,
         trees=args.trees,
         channels=channels,
-        signing_key=fingerprint(root),
+        signing_key=fingerprint(root), legacy_key_id=legacy_key_id(root),
         parallel=args.parallel,
     )
     curl_cfg = curl_config(work / "curl.cfg", url, [*indexes, *files], downloads)

@@ -41,6 +41,7 @@ from sync_vendor import (
     cached_vendor,
     fingerprint,
     index_paths,
+    legacy_key_id,
     listed_files,
     run_sync_json,
     vendor_requests,
@@ -108,7 +109,7 @@ def main() -> int:
         store=store,
         trees=args.trees,
         channels=channels,
-        signing_key=fingerprint(root),
+        signing_key=fingerprint(root), legacy_key_id=legacy_key_id(root),
         parallel=args.parallel,
     )
     curl_cfg = conditional_curl_config(work / "curl.cfg", url, www, indexes)

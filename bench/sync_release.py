@@ -35,6 +35,7 @@ from sync_vendor import (
     cached_vendor,
     fingerprint,
     index_paths,
+    legacy_key_id,
     listed_files,
     run_sync_json,
     vendor_requests,
@@ -97,7 +98,7 @@ def main() -> int:
             work / f"mirror-{name}.toml",
             url=url,
             store=stores[name],
-            signing_key=fingerprint(root),
+            signing_key=fingerprint(root), legacy_key_id=legacy_key_id(root),
             parallel=args.parallel,
             **conf,
         )

@@ -24,6 +24,7 @@ use_repo_sources()
 from updmirror.eset.modules import modules  # noqa: E402
 from updmirror.eset.trees import CHANNELS, TREES  # noqa: E402
 from updmirror.eset.updatever import UpdateVer  # noqa: E402
+from updmirror.vendor.generate import STATE_FORMAT  # noqa: E402
 
 USER = "EAV-0123456789"
 #: The simulated vendor's password: loopback only, never a real secret.
@@ -40,11 +41,13 @@ def cached_vendor(seed: int, size_mb: float, trees: list[str], *, timeout: float
     root = vendor_root(seed, size_mb, trees)
     try:
         state = json.loads((root / "vendor.json").read_text())
-        if (state["seed"], float(state["size_mb"]), state["trees"], state["release"]) == (
+        # A repository of an older generator (another format) is made again.
+        if (state["seed"], float(state["size_mb"]), state["trees"], state["release"], state["format"]) == (
             seed,
             float(size_mb),
             list(trees),
             1,
+            STATE_FORMAT,
         ):
             print(f"reusing the vendor repository in {root}", flush=True)
             return root
@@ -77,6 +80,11 @@ def cached_vendor(seed: int, size_mb: float, trees: list[str], *, timeout: float
 
 def fingerprint(root: Path) -> str:
     return json.loads((root / "vendor.json").read_text())["fingerprint"]
+
+
+def legacy_key_id(root: Path) -> str:
+    """The simulated vendor's DSA key, which alone signs its modules of 2010 (like the vendor's)."""
+    return json.loads((root / "vendor.json").read_text())["other_fingerprint"][-16:]
 
 
 def vendor_server(root: Path, log: Path) -> tuple[Service, str]:
@@ -120,6 +128,7 @@ def write_mirror_config(
     trees: list[str],
     channels: list[str],
     signing_key: str,
+    legacy_key_id: str | None = None,
     parallel: int | None = None,
     platforms: list[str] = (),
     languages: list[int] = (),
@@ -143,6 +152,7 @@ def write_mirror_config(
                 "",
                 "[verify]",
                 f'signing_keys = ["{signing_key}"]',
+                *([f'legacy_key_ids = ["{legacy_key_id}"]'] if legacy_key_id else []),
                 "",
             ]
         )

@@ -19,6 +19,12 @@ from updmirror.eset.trees import CHANNELS, TREES, user_agent
 
 DEFAULT_PORT = 2221
 VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
+#: The vendor's old DSA key: it signs every file, and alone the modules of 2010 still
+#: listed; its public part is in no file, so the mirror cannot check its signatures.
+VENDOR_LEGACY_KEY_ID = "C8FCA002067B03C9"
+UNVERIFIABLE_POLICIES = ("accept", "refuse")
+#: The largest module file fetched; a section without size= is fetched up to this.
+DEFAULT_MAX_FILE_SIZE = 1 << 30
 PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                     "::1/128", "fc00::/7")
 #: For requests of no tree in particular; an index is asked for with its own tree's agent.
@@ -59,12 +65,19 @@ class MirrorConfig:
     grace: float = 7200.0
     #: Refuse to publish an index that would drop more than this share of files.
     max_drop: float = 0.5
+    #: Bytes: no module file is fetched beyond this, whatever its size= says (or without one).
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
 
 
 @dataclass(frozen=True)
 class VerifyConfig:
     signing_keys: tuple[str, ...] = (VENDOR_FINGERPRINT,)
     key_files: tuple[Path, ...] = ()
+    #: A file signed only by `legacy_key_ids`, none of which the mirror can check:
+    #: "accept" it after its size and inner CRC-32 check (reported as not
+    #: signature-checked), or "refuse" it.
+    unverifiable: str = "accept"
+    legacy_key_ids: tuple[str, ...] = (VENDOR_LEGACY_KEY_ID,)
 
 
 @dataclass(frozen=True)
@@ -117,10 +130,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
 
     upstream_cfg = _upstream(up, base)
     mirror_cfg = _mirror(mirror, base)
-    verify_cfg = VerifyConfig(
-        signing_keys=tuple(_fingerprint(verify, k) for k in verify.strs("signing_keys", [VENDOR_FINGERPRINT])),
-        key_files=tuple(_path(base, p) for p in verify.strs("key_files", [])),
-    )
+    verify_cfg = _verify(verify, base)
     http_cfg = _http(http, base, mirror_cfg)
     if upstream_cfg.layout == "product-mirror" and set(mirror_cfg.channels) != {"regular"}:
         up.fail("layout", "a product's own mirror serves one channel, at its URL: "
@@ -203,6 +213,30 @@ def _mirror(t: _Table, base: Path) -> MirrorConfig:
         interval=t.duration("interval", 3600.0),
         grace=t.duration("grace", 7200.0),
         max_drop=t.number("max_drop", 0.5, low=0.0, high=1.0),
+        max_file_size=t.size("max_file_size", DEFAULT_MAX_FILE_SIZE, low=1024),
+    )
+
+
+def _verify(t: _Table, base: Path) -> VerifyConfig:
+    unverifiable = t.str("unverifiable", "accept")
+    if unverifiable not in UNVERIFIABLE_POLICIES:
+        t.fail("unverifiable", f"{unverifiable!r} is not one of: {', '.join(UNVERIFIABLE_POLICIES)}")
+    legacy = []
+    for value in t.strs("legacy_key_ids", [VENDOR_LEGACY_KEY_ID]):
+        key_id = value.replace(" ", "").upper().removeprefix("0X")
+        if not re.fullmatch(r"[0-9A-F]{16}", key_id):
+            t.fail("legacy_key_ids", f"{value!r} is not a 16-hex-digit OpenPGP key ID")
+        legacy.append(key_id)
+    signing_keys = tuple(_fingerprint(t, k) for k in t.strs("signing_keys", [VENDOR_FINGERPRINT]))
+    for key_id in legacy:
+        if any(fp.endswith(key_id) for fp in signing_keys):
+            t.fail("legacy_key_ids", f"{key_id} is a pinned key in signing_keys: its signatures are "
+                   "checked, so it cannot also be a key whose signatures are taken unchecked")
+    return VerifyConfig(
+        signing_keys=signing_keys,
+        key_files=tuple(_path(base, p) for p in t.strs("key_files", [])),
+        unverifiable=unverifiable,
+        legacy_key_ids=tuple(legacy),
     )
 
 
@@ -290,6 +324,9 @@ def _only(raw: dict, allowed: set[str], path: Path, table: str | None) -> None:
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?", re.I)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 class _Table:
@@ -357,6 +394,19 @@ class _Table:
         if seconds < 0:
             self.fail(key, "must not be negative")
         return seconds
+
+    def size(self, key: str, default: int, low: int = 0) -> int:
+        """Bytes: a whole number, or a string such as "512 MiB", "2GB"."""
+        value = self.get(key, default)
+        if isinstance(value, int) and not isinstance(value, bool):
+            size = value
+        elif isinstance(value, str) and (m := _SIZE.fullmatch(value.strip())):
+            size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+        else:
+            self.fail(key, f"{value!r} is not a size (bytes, or e.g. '512 MiB', '2 GB')")
+        if size < low:
+            self.fail(key, f"{size} bytes is less than {low}")
+        return size
 
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.read)

@@ -80,13 +80,14 @@ class Demo:
             self.say(f"simulated vendor at {vendor.url} (Basic auth as {VENDOR_USER}), "
                      f"signing key {state.fingerprint}")
             self.port = _free_port(self.port)
-            self._write_config(vendor.url, state.fingerprint)
+            legacy = state.other_fingerprint[-16:]
+            self._write_config(vendor.url, state.fingerprint, legacy)
             cfg = config.load(self.config_path)
             await self._sync(cfg, "first sync: the whole repository")
             self._start_mirror()
             base = f"http://127.0.0.1:{self.port}"
             self.say(f"mirror serving on {base} (status page: {base}/status)")
-            versions = await self._clients(base, state.fingerprint, "clients update from the mirror")
+            versions = await self._clients(base, state, "clients update from the mirror")
 
             from updmirror.vendor.publish import publish
             self.say("the vendor releases a new build")
@@ -95,7 +96,7 @@ class Demo:
             report = await self._sync(cfg, "second sync: only what the release changed")
             await self._sync(cfg, "third sync: nothing changed upstream (one request per index)")
             await asyncio.sleep(1.5)   # the server notices the new snapshot within a second
-            after = await self._clients(base, state.fingerprint, "clients update again")
+            after = await self._clients(base, state, "clients update again")
             newer = sum(1 for k in after if (after[k] or 0) > (versions.get(k) or 0))
             self.say(f"{newer} of {len(after)} clients got a newer version; the mirror fetched "
                      f"{report.files_fetched} new files, not the whole repository")
@@ -108,7 +109,7 @@ class Demo:
             self._stop_mirror()
             vendor.stop()
 
-    def _write_config(self, vendor_url: str, fingerprint: str) -> None:
+    def _write_config(self, vendor_url: str, fingerprint: str, legacy_key_id: str) -> None:
         q = json.dumps   # a JSON string is a TOML basic string, quotes and backslashes escaped
         self.config_path.write_text(f"""# written by 'updmirror demo'
 [upstream]
@@ -124,6 +125,8 @@ channels = ["regular"]
 [verify]
 # the simulated vendor's key; a real mirror pins the vendor's fingerprint
 signing_keys = [{q(fingerprint)}]
+# its legacy DSA key, which alone signs its modules of 2010 (the vendor's: C8FCA002067B03C9)
+legacy_key_ids = [{q(legacy_key_id)}]
 
 [http]
 listen = [{q(f"127.0.0.1:{self.port}")}]
@@ -166,7 +169,7 @@ workers = 1
             except subprocess.TimeoutExpired:
                 self.mirror.kill()
 
-    async def _clients(self, base: str, fingerprint: str, title: str) -> dict[str, int | None]:
+    async def _clients(self, base: str, state, title: str) -> dict[str, int | None]:
         import aiohttp
         from rich.table import Table
 
@@ -176,7 +179,8 @@ workers = 1
         async with aiohttp.ClientSession() as session:
             results = await asyncio.gather(*(
                 update_once(session, base, user_agent=USER_AGENTS[tree], platform=platform,
-                            language=lang, dll=dll, pinned=[fingerprint])
+                            language=lang, dll=dll, pinned=[state.fingerprint],
+                            legacy_key_ids=[state.other_fingerprint[-16:]])
                 for tree, platform, lang, dll in CLIENTS))
         table = Table("client (tree platform LCID)", "asks for", "version", "files", "bytes", "result")
         versions = {}
@@ -184,12 +188,20 @@ workers = 1
             key = f"{tree} {platform} {lang}"
             versions[key] = r.version
             table.add_row(key, "/dll/update.ver" if dll else "/update.ver", str(r.version), str(r.files),
-                          f"{r.bytes:,}", "[green]verified[/]" if r.ok else f"[red]{r.errors[0]}[/]")
+                          f"{r.bytes:,}", _result(r))
         self.console.print(table)
         failed = [r for r in results if not r.ok]
         if failed:
             raise UpdmirrorError(f"{len(failed)} client(s) failed: {failed[0].errors[0]}")
         return versions
+
+
+def _result(r) -> str:
+    if not r.ok:
+        return f"[red]{r.errors[0]}[/]"
+    if r.unchecked:
+        return f"[green]verified[/], [yellow]{r.unchecked} legacy DSA-only not checked[/]"
+    return "[green]verified[/]"
 
 
 def _free_port(wanted: int) -> int:

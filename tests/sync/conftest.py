@@ -24,8 +24,9 @@ def setup(pristine_vendor, tmp_path) -> Setup:
     vendor_root = tmp_path / "vendor"
     shutil.copytree(pristine_vendor, vendor_root)
     server = VendorServer(vendor_root / "www", USER, PASSWORD).start()
+    state = VendorState.load(vendor_root)
     s = Setup(vendor_root, server, tmp_path / "store", tmp_path / "mirror.toml",
-              VendorState.load(vendor_root).fingerprint)
+              state.fingerprint, state.other_fingerprint[-16:])
     s.write_config()
     yield s
     server.stop()

@@ -73,7 +73,8 @@ def test_indexes_are_crlf_with_vendor_sections_and_key_order(vendor_root):
             keys = s.keys()
             assert keys == [k for k in VENDOR_KEY_ORDER if k in keys], (s.name, keys)
             assert s.raw("buildregname").startswith('"')
-            assert re.fullmatch(r"\d+ \(\d{8}\)", s["version"])
+            # "1207.1 (20210421)" and "1425T (20210806)" are real too.
+            assert re.fullmatch(r"\d+(\.\d|T)? \(\d{8}\)", s["version"])
             assert re.fullmatch(r"\d\d\.\d\d\.\d{4}", s["date"])
             if s.name.startswith("CONTINUOUS_"):
                 assert "level" not in s
@@ -99,7 +100,7 @@ def test_files_follow_the_vendor_naming_and_match_their_sizes(vendor_root):
             doc = _index(root, path)
             for m in modules(doc, f"http://update.eset.com/{path}"):
                 assert NAME_RE[tree].match(m.path), m.path
-                assert (www / m.path.lstrip("/")).stat().st_size == m.size
+                assert m.size is None or (www / m.path.lstrip("/")).stat().st_size == m.size
 
 
 def test_a_sample_of_files_verifies_against_the_printed_fingerprint(vendor_root, vendor_state):
@@ -119,7 +120,8 @@ def test_a_sample_of_files_verifies_against_the_printed_fingerprint(vendor_root,
         assert info.embedded_key_fingerprint == report.fingerprint
         assert info.update_info["name"] == m.section
         assert info.update_info["build"] == str(m.build)
-        assert info.update_info["filename"] == m.path.rsplit("/", 1)[1].removesuffix(".nup")
+        assert info.literal_name == m.path.rsplit("/", 1)[1]
+        assert re.fullmatch(r'"em\d{3}_(32|64|a64)\.dat"', info.update_info["filename"])
         # The second signature is DSA by a key the file does not carry, like the vendor's.
         algos = {s.algorithm: s for s in info.signatures}
         assert algos["RSA"].version == 3 and algos["RSA"].verified
@@ -156,30 +158,23 @@ def _digest_tree(root):
             for p in sorted(www.rglob("*")) if p.is_file()}
 
 
-def test_same_seed_gives_the_same_bytes(tmp_path):
-    a = generate(tmp_path / "a", seed=7, size_mb=0.5, trees=("ep11",), dsa=False)
-    b = generate(tmp_path / "b", seed=7, size_mb=0.5, trees=("ep11",), dsa=False)
-    c = generate(tmp_path / "c", seed=8, size_mb=0.5, trees=("ep11",), dsa=False)
-    assert a.fingerprint == b.fingerprint != c.fingerprint
-    da, db, dc = _digest_tree(tmp_path / "a"), _digest_tree(tmp_path / "b"), _digest_tree(tmp_path / "c")
+def test_same_seed_gives_the_same_bytes(tmp_path, vendor_root):
+    # DSA signatures included: their nonce comes from the key and the digest.
+    a = generate(tmp_path / "a", seed=7, size_mb=2)
+    c = generate(tmp_path / "c", seed=8, size_mb=0.5, trees=("ep11",))
+    assert a.fingerprint == vendor_root[1].fingerprint != c.fingerprint
+    da, db = _digest_tree(tmp_path / "a"), _digest_tree(vendor_root[0])
     assert da == db
     index = "eset_upd/ep11/dll/update.ver"
-    assert da[index] != dc[index]
+    assert da[index] != _digest_tree(tmp_path / "c")[index]
 
 
-def test_with_dsa_the_same_seed_gives_the_same_files_and_sections(tmp_path, vendor_root):
-    root, _ = vendor_root
-    again = generate(tmp_path / "again", seed=7, size_mb=2)
-    path = "eset_upd/v16/dll/update.ver"
-    first, second = _index(root, path), _index(tmp_path / "again", path)
-    # DSA signatures take a random nonce: only size= may differ, by a byte or two.
-    for s1, s2 in zip(first.sections, second.sections, strict=True):
-        assert s1.name == s2.name
-        k1 = [(k, v) for k, v in s1.items() if k != "size"]
-        assert k1 == [(k, v) for k, v in s2.items() if k != "size"]
-        if "size" in s1:
-            assert abs(int(s1["size"]) - int(s2["size"])) <= 4
-    assert again.files == vendor_root[1].files
+def test_without_dsa_nothing_is_signed_by_the_legacy_key(tmp_path):
+    root = tmp_path / "nodsa"
+    generate(root, seed=7, size_mb=0.3, trees=("v5",), dsa=False)
+    for m in modules(_index(root, "eset_upd/v5/update.ver"), "http://h/eset_upd/v5/update.ver"):
+        info = inspect(root / "www" / m.path.lstrip("/"), m.path)
+        assert [s.algorithm for s in info.signatures] == ["RSA"], m.path
 
 
 def test_generate_refuses_a_folder_that_is_not_a_vendor_root(tmp_path):
@@ -201,21 +196,34 @@ def test_nup_files_carry_their_index_section(vendor_root):
                 assert info.update_info[key] == (f'"{value}"' if key == "buildregname" else value)
 
 
-def test_keyless_legacy_files_verify_with_the_key_file(tmp_path):
-    root = tmp_path / "keyless"
-    report = generate(root, seed=7, size_mb=0.3, trees=("v5", "ep11"), keyless_share=0.5, dsa=False)
-    key_file = openpgp.load_key_file(root / "vendor-key.asc")
-    keyless = embedded = 0
+def test_legacy_tree_lists_dsa_only_modules_of_2010_like_the_vendor(vendor_root, vendor_state):
+    root, report = vendor_root
+    path = "eset_upd/v5/update.ver"
+    dsa_only = []
+    for m in modules(_index(root, path), f"http://h/{path}"):
+        target = root / "www" / m.path.lstrip("/")
+        info = inspect(target, m.path)
+        if info.embedded_key_fingerprint is None:
+            dsa_only.append(m.section)
+            assert [(s.algorithm, s.key_id) for s in info.signatures] == [
+                ("DSA", vendor_state.other_fingerprint[-16:])]
+            assert info.literal_name == "NOD32.LIC" and m.version.endswith("(20100728)")
+            with pytest.raises(SignatureError, match="public key not available"):
+                verify(target, m.path, [report.fingerprint])
+    # Like SELFDEFENSE640..642 in the real 2021 index; the dll trees have none (a guess).
+    assert sorted(dsa_only) == ["SELFDEFENSE0", "SELFDEFENSE1", "SELFDEFENSE2",
+                                "SELFDEFENSE640", "SELFDEFENSE641", "SELFDEFENSE642"]
+    dll = "eset_upd/ep11/dll/update.ver"
+    assert not any("selfdefense" in m.type for m in modules(_index(root, dll), f"http://h/{dll}"))
+
+
+def test_some_delta_sections_have_no_size_like_the_vendors(vendor_root):
+    root, _ = vendor_root
+    sizeless = []
     for path in ("eset_upd/v5/update.ver", "eset_upd/ep11/dll/update.ver"):
-        for m in modules(_index(root, path), f"http://h/{path}")[:40]:
-            target = root / "www" / m.path.lstrip("/")
-            info = inspect(target, m.path)
-            if info.embedded_key_fingerprint is None:
-                keyless += 1
-                assert not m.path.endswith(".dll.nup")   # only the legacy tree, like the vendor's old files
-                with pytest.raises(SignatureError):
-                    verify(target, m.path, [report.fingerprint])
-                assert verify(target, m.path, [report.fingerprint], extra_keys=key_file).signed_by
-            else:
-                embedded += 1
-    assert keyless >= 5 and embedded >= 40
+        for m in modules(_index(root, path), f"http://h/{path}"):
+            if m.size is None:
+                sizeless.append(m)
+                assert m.level in (1, 2), m.section
+                assert inspect(root / "www" / m.path.lstrip("/"), m.path).filesize > 0
+    assert 1 <= len(sizeless) <= 20

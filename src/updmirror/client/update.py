@@ -38,6 +38,8 @@ class ClientUpdate:
     version: int | None = None
     files: int = 0
     bytes: int = 0
+    #: Files signed only by a legacy key given as `legacy_key_ids`: size and CRC checked only.
+    unchecked: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -54,8 +56,12 @@ def needed(mods: Iterable[Module], platform: str, language: int | None) -> list[
 
 async def update_once(session: aiohttp.ClientSession, base_url: str, *, user_agent: str,
                       platform: str = "x64", language: int | None = 1033, dll: bool = True,
-                      pinned: Iterable[str] = ()) -> ClientUpdate:
-    """One update from the mirror at `base_url`, as an endpoint would do it."""
+                      pinned: Iterable[str] = (), legacy_key_ids: Iterable[str] = ()) -> ClientUpdate:
+    """One update from the mirror at `base_url`, as an endpoint would do it.
+
+    A file signed only by `legacy_key_ids` (keys whose public part the client
+    lacks) is counted in `unchecked` after its size and CRC check, not refused.
+    """
     start = time.monotonic()
     index_url = base_url.rstrip("/") + ("/dll/update.ver" if dll else "/update.ver")
     result = ClientUpdate(user_agent, redact.url(index_url))
@@ -72,7 +78,11 @@ async def update_once(session: aiohttp.ClientSession, base_url: str, *, user_age
             for module in wanted:
                 target = Path(tmp) / module.path.lstrip("/")
                 await _download(session, module, target, headers)
-                await asyncio.to_thread(nup.verify, target, redact.url(module.url), pinned)
+                try:
+                    await asyncio.to_thread(nup.verify, target, redact.url(module.url), pinned, (),
+                                            legacy_key_ids)
+                except nup.UncheckedSignatureError:
+                    result.unchecked += 1   # the caller named these keys as ones it cannot check
                 result.files += 1
                 result.bytes += module.size or 0
     except (UpdmirrorError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:

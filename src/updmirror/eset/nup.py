@@ -12,6 +12,12 @@ size is checked in constant memory. A file is good when a signature by a
 *pinned* key (by fingerprint) verifies; other signatures, such as the
 vendor's DSA one by a key nobody has, are reported but do not matter.
 
+A file whose every signature is by a listed *legacy* key that the caller
+cannot check (the vendor's modules of 2010, DSA only) fails with
+:class:`UncheckedSignatureError`, a SignatureError that carries what was
+checked: a caller that does nothing special refuses it, the sync may
+accept it by policy.
+
 Packet handling is in :mod:`.openpgp` (no OpenPGP library: see there why).
 """
 
@@ -60,6 +66,19 @@ class NupInfo:
     signed_by: str | None
 
 
+class UncheckedSignatureError(SignatureError):
+    """Every signature is by a legacy key the caller cannot check.
+
+    The structure, inner `filesize` and CRC-32 are good (`info` says what
+    was found); only the signatures remain unchecked.
+    """
+
+    def __init__(self, message: str, info: NupInfo, key_ids: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.info = info
+        self.key_ids = key_ids
+
+
 def normalise_fingerprint(fpr: str) -> str:
     return fpr.replace(" ", "").upper()
 
@@ -77,24 +96,77 @@ def verify(
     source: str,
     pinned: Iterable[str],
     extra_keys: Iterable[PublicKey] = (),
+    legacy_key_ids: Iterable[str] = (),
 ) -> NupInfo:
     """Like :func:`inspect`, and require a good signature by a pinned key.
 
     Candidate keys are the one embedded in the file and `extra_keys`; a key
     only counts if its fingerprint is in `pinned`, so an embedded key proves
-    nothing by being there.
+    nothing by being there. A file signed only by `legacy_key_ids` keys that
+    no candidate key checks raises :class:`UncheckedSignatureError` (see
+    :func:`only_legacy_signatures`); any other failure a SignatureError.
     """
     pins = {normalise_fingerprint(p) for p in pinned}
     info = _open_and_walk(path, source, extra_keys, check_signatures=True)
     for check in info.signatures:
         if check.verified and check.fingerprint in pins:
             return replace(info, signed_by=check.fingerprint)
+    legacy = only_legacy_signatures(info.embedded_key_fingerprint,
+                                    [(c.algorithm, c.key_id) for c in info.signatures], legacy_key_ids)
+    if legacy and all(c.reason == "public key not available" for c in info.signatures):
+        raise UncheckedSignatureError(
+            f"{source}: signed only by the legacy DSA key {', '.join(legacy)}, whose public key "
+            "no file carries: its size and inner CRC-32 are good, its signature cannot be checked",
+            info, legacy)
     found = "; ".join(f"{c.key_id or '?'} ({c.algorithm}/{c.hash}): {c.reason}" for c in info.signatures)
     raise SignatureError(
         f"{source}: no signature by a pinned key verifies. Signatures: {found}. "
         f"Pinned: {', '.join(sorted(pins)) or 'none'}. "
         "Check the pinned fingerprint and key file in the configuration."
     )
+
+
+def only_legacy_signatures(embedded_key_fingerprint: str | None, signers: Iterable[tuple[str, str]],
+                           legacy_key_ids: Iterable[str]) -> tuple[str, ...]:
+    """The legacy key IDs of a file signed by nothing else, or () if it is not such a file.
+
+    As narrow as the real files allow (nod1F1C.nup, SELFDEFENSE641): no
+    key packet, at least one signature, and every signature DSA by a listed
+    key ID. A file with a key packet or any other signature is never one:
+    the vendor's current files carry both, and must verify.
+    """
+    legacy = {k.upper() for k in legacy_key_ids}
+    signers = list(signers)
+    if embedded_key_fingerprint is not None or not signers or not legacy:
+        return ()
+    if all(algo == "DSA" and key_id.upper() in legacy for algo, key_id in signers):
+        return tuple(sorted({key_id.upper() for _, key_id in signers}))
+    return ()
+
+
+def announced_signers(path: str | os.PathLike, source: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """(embedded key fingerprint, (algorithm, key ID) of each one-pass packet), read from the head only.
+
+    What a file says it is signed by, without reading its data: for a file
+    that was verified or accepted before, to tell which of the two it was.
+    """
+    with open(path, "rb") as f:
+        src = openpgp.Source(f)
+        try:
+            pkt = openpgp.read_packet(src)
+            embedded = None
+            if pkt is not None and pkt.tag == openpgp.TAG_ESET_KEY:
+                found = openpgp.parse_key_block(pkt.body.read_all()[1:])
+                embedded = found[0].fingerprint if found else None
+                pkt = openpgp.read_packet(src)
+            signers = []
+            while pkt is not None and pkt.tag == openpgp.TAG_ONE_PASS:
+                op = openpgp.parse_one_pass(pkt.body.read_all())
+                signers.append((openpgp.algo_name(op.pubkey_algo), op.key_id))
+                pkt = openpgp.read_packet(src)
+        except openpgp.PGPError as e:
+            raise FormatError(f"{source}: not a valid .nup file: {e}") from None
+    return embedded, tuple(signers)
 
 
 def _open_and_walk(

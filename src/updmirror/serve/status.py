@@ -85,6 +85,8 @@ def collect_status(store: Store, cfg: Config, counters: dict, now: float | None 
         "interval": cfg.mirror.interval,
         "stale_after": stale_after,
         "snapshot": _snapshot_facts(snapshot),
+        # Served but not signature-checked ([verify] unverifiable = "accept"): said, not a problem.
+        "unchecked": _unchecked_facts(snapshot),
         "last_sync": _run_facts(last_run, scrub) if last_run else None,
         "last_success": _run_time(last_success) if last_success else None,
         "indexes": indexes,
@@ -200,6 +202,15 @@ def _snapshot_facts(snapshot) -> dict | None:
     }
 
 
+def _unchecked_facts(snapshot) -> list[dict]:
+    held = snapshot.manifest.get("unchecked") if snapshot else None
+    if not isinstance(held, dict):
+        return []
+    return [{"path": str(path), "section": str(u.get("section", "")),
+             "key_ids": [str(k) for k in u.get("key_ids", [])]}
+            for path, u in sorted(held.items()) if isinstance(u, dict)]
+
+
 def _run_facts(run: dict, scrub) -> dict:
     errors = [scrub(str(e)) for e in (run.get("errors") or [])]
     return {
@@ -212,6 +223,7 @@ def _run_facts(run: dict, scrub) -> dict:
         "bytes_fetched": _int(run.get("bytes_fetched")),
         "errors": errors[:ERRORS_SHOWN],
         "errors_total": len(errors),
+        "unchecked": len(run.get("unchecked") or []),
     }
 
 
@@ -318,6 +330,9 @@ class _FactsCollector:
                     per_index[key].add_metric(values, value)
         yield from per_index.values()
 
+        yield GaugeMetricFamily("updmirror_files_not_signature_checked",
+                                "served files whose only signatures are by legacy keys the mirror cannot check",
+                                value=float(len(f["unchecked"])))
         yield GaugeMetricFamily("updmirror_stale", "1 when the mirror is stale or the last sync failed",
                                 value=0.0 if f["state"] == FRESH else 1.0)
         last = f["last_sync"]

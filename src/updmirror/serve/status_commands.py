@@ -92,6 +92,12 @@ def _summary(facts: dict) -> list[str]:
         lines.append("no sync has run yet")
     lines.append(f"upstream {facts['upstream']}, synced every {duration(facts['interval'])}, "
                  f"stale after {duration(facts['stale_after'])}")
+    unchecked = facts.get("unchecked") or []
+    if unchecked:
+        lines.append(f"{len(unchecked)} file(s) not signature-checked (signed only by the legacy DSA key "
+                     f"{', '.join(sorted({k for u in unchecked for k in u['key_ids']}))}; size and CRC-32 "
+                     "checked):")
+        lines += [f"  {u['section']} {u['path']}" for u in unchecked]
     return lines
 
 

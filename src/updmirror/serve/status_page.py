@@ -68,6 +68,7 @@ def render_page(facts: dict) -> str:
         _header(facts),
         "<main>",
         _problems(facts["problems"]),
+        _unchecked(facts["unchecked"]),
         *_index_sections(facts),
         _server(facts["server"]),
         _runs(facts["runs"]),
@@ -104,6 +105,19 @@ def _problems(problems: list[str]) -> str:
         return ""
     items = "".join(f"<li>{_e(p)}</li>" for p in problems)
     return f"<ul class=\"problems\" id=\"problems\">{items}</ul>"
+
+
+def _unchecked(unchecked: list[dict]) -> str:
+    if not unchecked:
+        return ""
+    items = "".join(f"<li><code>{_e(u['section'])}</code> <code>{_e(u['path'])}</code> "
+                    f"<span class=\"muted\">(signed only by {_e(', '.join(u['key_ids']))})</span></li>"
+                    for u in unchecked)
+    return (f"<section class=\"unchecked\" id=\"unchecked\"><h2>{len(unchecked)} file(s) not "
+            "signature-checked</h2><p class=\"muted\">Signed only by the vendor's legacy DSA key, which no "
+            "file carries: served after their size and inner CRC-32 check "
+            "(<code>[verify] unverifiable = \"accept\"</code>).</p>"
+            f"<ul>{items}</ul></section>")
 
 
 def _index_sections(facts: dict) -> list[str]:

@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 
 from updmirror import redact
 from updmirror.config import Config
-from updmirror.errors import ConfigError, FormatError, UpdmirrorError, UpstreamError
+from updmirror.errors import ConfigError, FormatError, SignatureError, UpdmirrorError, UpstreamError
 from updmirror.eset import nup, openpgp, rar
 from updmirror.eset.modules import Module, Selection, database_version, modules, select
 from updmirror.eset.trees import TREES, user_agent
@@ -47,8 +47,6 @@ from .progress import Progress
 log = logging.getLogger("updmirror.sync")
 
 VALIDATORS_FILE = "upstream.json"
-#: A module file with no `size=` is still bounded.
-MAX_FILE_BYTES = 1 << 30
 
 
 @dataclass
@@ -64,6 +62,9 @@ class SyncReport:
     files_reused: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Files of the served snapshot whose signatures could not be checked
+    #: ([verify] unverifiable = "accept"): {"section", "path", "key_ids"} each.
+    unchecked: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +110,10 @@ class Sync:
         self.previous: dict[str, dict] = {
             e["path"]: e for e in (self.current.manifest.get("indexes", []) if self.current else [])}
         self.extra_keys = _load_key_files(cfg)
+        #: Files accepted this run or earlier without a signature check, by path.
+        self.unchecked: dict[str, dict] = dict(self.current.manifest.get("unchecked", {})) if self.current else {}
+        # Strict again after accepting: what is served must be looked at anew, not taken as unchanged.
+        self.refetch = force or (cfg.verify.unverifiable == "refuse" and bool(self.unchecked))
 
     async def run(self) -> None:
         upstream = open_upstream(self.cfg.upstream)
@@ -117,6 +122,7 @@ class Sync:
             changed = [i for i in indexes if i.changed]
             self._guard_against_drops(changed)
             files = plan_files(changed, self.store.pool_file)
+            self._check_reused(files.reuse)
             self.report.files_reused = len(files.reuse)
             if files.fetch:
                 await self._fetch_files(upstream, files)
@@ -126,7 +132,8 @@ class Sync:
         self._record_indexes(indexes)
         if not changed and self.current is not None and {i.path for i in indexes} == set(self.previous):
             self.report.message = (f"mirror is current: {len(indexes)} index(es) unchanged upstream, "
-                                   f"snapshot {self.current.id}")
+                                   f"snapshot {self.current.id}" + self._unchecked_note(self.unchecked))
+            self.report.unchecked = _listed(self.unchecked)
             return
         snapshot = self._publish(indexes)
         self.report.published = snapshot.id
@@ -136,7 +143,8 @@ class Sync:
         self.report.message = (f"published snapshot {snapshot.id}: {len(changed)} index(es) changed, "
                                f"{self.report.files_fetched} file(s) fetched "
                                f"({human_bytes(self.report.bytes_fetched)}), {self.report.files_reused} re-used"
-                               + (f", {len(removed)} old snapshot(s) removed" if removed else ""))
+                               + (f", {len(removed)} old snapshot(s) removed" if removed else "")
+                               + self._unchecked_note(snapshot.manifest.get("unchecked", {})))
 
     # -- indexes -------------------------------------------------------------
     async def _fetch_indexes(self, upstream) -> list[IndexPlan]:
@@ -173,7 +181,7 @@ class Sync:
         old = saved.get(plan.state_key)
         # Ask conditionally only when what we would rebuild is already served.
         usable = (old and old.get("selection") == repr(self.selection) and plan.path in self.previous
-                  and not self.force)
+                  and not self.refetch)
         agent = self.cfg.upstream.user_agent or user_agent(plan.tree, mirror=True)
         result = await upstream.fetch_index(plan.url, old.get("validators") if usable else None,
                                             MAX_INDEX_BYTES, user_agent=agent)
@@ -243,31 +251,87 @@ class Sync:
 
     async def _fetch_one(self, upstream, module: Module, progress: Progress) -> None:
         partial = self.store.partial_file(hashlib.sha256(module.path.encode()).hexdigest()[:32])
-        limit = module.size if module.size is not None else MAX_FILE_BYTES
         source = redact.url(module.url)
+        bound = self.cfg.mirror.max_file_size
+        if module.size is not None and module.size > bound:
+            raise FormatError(f"{source} [{module.section}]: size={module.size} is more than [mirror] "
+                              f"max_file_size ({bound} bytes); raise it if the vendor's files really grew")
+        # Without size= the file is still bounded, and then held to its own inner size and CRC.
+        limit = module.size if module.size is not None else bound
         await upstream.download(module.url, partial, module.size, limit, on_bytes=progress.advance_bytes)
         size = partial.stat().st_size
         if module.size is not None and size != module.size:
             partial.unlink(missing_ok=True)
             raise FormatError(f"{source}: got {size} bytes, the index says size={module.size}")
 
-        def verify_and_flush() -> None:
-            nup.verify(partial, source, self.cfg.verify.signing_keys, self.extra_keys)
+        def verify_and_flush() -> nup.UncheckedSignatureError | None:
+            try:
+                nup.verify(partial, source, self.cfg.verify.signing_keys, self.extra_keys,
+                           self.cfg.verify.legacy_key_ids)
+                unchecked = None
+            except nup.UncheckedSignatureError as exc:
+                self._refuse_unchecked(module, source, str(exc))
+                unchecked = exc
             # On disk before the rename makes it "verified"; flushed in this
             # worker thread, since an fsync on the event loop stalls every download.
             fsync_path(partial)
+            return unchecked
 
         try:
-            await asyncio.to_thread(verify_and_flush)
+            unchecked = await asyncio.to_thread(verify_and_flush)
         except FormatError:
             partial.unlink(missing_ok=True)   # a bad file must be fetched anew, not resumed
             raise
+        if unchecked is not None:
+            self._accept_unchecked(module, source, unchecked.key_ids)
         target = self.store.pool_file(module.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, target)
         self.report.files_fetched += 1
         self.report.bytes_fetched += size
         progress.file_done()
+
+    # -- files whose signatures cannot be checked (legacy DSA only) ----------------
+    def _refuse_unchecked(self, module: Module, source: str, why: str) -> None:
+        """Raise unless [verify] lets this file in without a signature check."""
+        if self.cfg.verify.unverifiable == "refuse":
+            raise SignatureError(f"{source} [{module.section}]: refused: {why.removeprefix(source + ': ')}; "
+                                 '[verify] unverifiable = "refuse" (set it to "accept" to publish such '
+                                 "files after their size and CRC-32 check)")
+        if module.size is None:
+            # Nothing but its own text would bound it: no exception for a file with no size= as well.
+            raise SignatureError(f"{source} [{module.section}]: refused: {why.removeprefix(source + ': ')}, "
+                                 "and its index section has no size= to hold it to")
+
+    def _accept_unchecked(self, module: Module, source: str, key_ids: tuple[str, ...]) -> None:
+        self.unchecked[module.path] = {"section": module.section, "key_ids": list(key_ids)}
+        log.warning("%s [%s]: NOT SIGNATURE-CHECKED: signed only by the legacy DSA key %s, which the "
+                    "mirror cannot check; accepted after its size and inner CRC-32 check "
+                    '([verify] unverifiable = "accept")', source, module.section, ", ".join(key_ids))
+
+    def _check_reused(self, reused: list[Module]) -> None:
+        """Pool files taken as they are: which were accepted unchecked, and may they still be?"""
+        served = {p for e in self.previous.values() for p, _ in e.get("file_list", [])}
+        for module in reused:
+            if module.path not in self.unchecked and module.path not in served:
+                # In the pool from a run that did not publish: its head says how it was signed.
+                embedded, signers = nup.announced_signers(self.store.pool_file(module.path), module.path)
+                key_ids = nup.only_legacy_signatures(embedded, signers, self.cfg.verify.legacy_key_ids)
+                if key_ids:
+                    self.unchecked[module.path] = {"section": module.section, "key_ids": list(key_ids)}
+            if module.path in self.unchecked:
+                key_ids = self.unchecked[module.path]["key_ids"]
+                self._refuse_unchecked(module, redact.url(module.url),
+                                       f"signed only by the legacy DSA key {', '.join(key_ids)}, which the "
+                                       "mirror cannot check (accepted by an earlier sync)")
+
+    @staticmethod
+    def _unchecked_note(unchecked: dict[str, dict]) -> str:
+        if not unchecked:
+            return ""
+        sections = sorted({u["section"] for u in unchecked.values()})
+        return (f"; {len(unchecked)} file(s) not signature-checked (legacy DSA only): "
+                + ", ".join(sections[:8]) + (" ..." if len(sections) > 8 else ""))
 
     # -- publishing --------------------------------------------------------------
     def _publish(self, indexes: list[IndexPlan]) -> Snapshot:
@@ -278,7 +342,9 @@ class Sync:
             for plan in indexes:
                 if plan.changed:
                     body = rewrite_index(plan.index, plan.modules)
-                    file_list = [(m.path, m.size) for m in plan.modules]
+                    # A section without size= is recorded with the size its file was verified at.
+                    file_list = [(m.path, m.size if m.size is not None else
+                                  self.store.pool_file(m.path).stat().st_size) for m in plan.modules]
                     for path, _size in file_list:
                         if path not in linked:
                             builder.link(path, self.store.pool_file(path))
@@ -300,12 +366,14 @@ class Sync:
                              files=len(file_list), bytes=sum(s or 0 for _, s in file_list),
                              file_list=file_list, confirmed=time.time())
                 entries.append(entry)
+            unchecked = {p: u for p, u in sorted(self.unchecked.items()) if p in linked}
             manifest = {"indexes": entries, "files": len(linked),
-                        "bytes": sum(e["bytes"] for e in entries)}
+                        "bytes": sum(e["bytes"] for e in entries), "unchecked": unchecked}
             snapshot = builder.publish(manifest)
         except BaseException:
             builder.abandon()
             raise
+        self.report.unchecked = _listed(unchecked)
         log.info("published snapshot %s: %d index(es), %d files", snapshot.id, len(entries), len(linked))
         return snapshot
 
@@ -330,6 +398,10 @@ class Sync:
         tmp = self.store.state / (VALIDATORS_FILE + ".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
         os.replace(tmp, self.store.state / VALIDATORS_FILE)
+
+
+def _listed(unchecked: dict[str, dict]) -> list[dict]:
+    return [{"path": p, **u} for p, u in sorted(unchecked.items())]
 
 
 def load_upstream_state(store: Store) -> dict:

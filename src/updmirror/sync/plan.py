@@ -101,8 +101,9 @@ def plan_files(indexes: Iterable[IndexPlan], pool_file) -> FilePlan:
     """Which files are already verified in the pool, which must be fetched.
 
     `pool_file(path) -> Path` locates a verified file. A pool file is only
-    ever placed after verification, so the right size means verified.
-    The same path listed by several indexes (channels share files) is one file.
+    ever placed after verification, so the right size means verified (and,
+    for a section without size=, being there does). The same path listed by
+    several indexes (channels share files) is one file.
     """
     plan = FilePlan()
     seen: dict[str, Module] = {}
@@ -110,11 +111,14 @@ def plan_files(indexes: Iterable[IndexPlan], pool_file) -> FilePlan:
         for module in index.modules:
             earlier = seen.get(module.path)
             if earlier is not None:
-                if earlier.size != module.size:
+                if None not in (earlier.size, module.size) and earlier.size != module.size:
                     raise FormatError(
                         f"{index.url} [{module.section}]: {module.path} is listed with size "
                         f"{module.size}, but [{earlier.section}] lists it with size {earlier.size}")
-                continue
+                if earlier.size is not None or module.size is None:
+                    continue
+                # One index without size=, another with: the file is held to the size given.
+                (plan.fetch if earlier in plan.fetch else plan.reuse).remove(earlier)
             seen[module.path] = module
             if _verified_in_pool(pool_file(module.path), module.size):
                 plan.reuse.append(module)

@@ -48,53 +48,56 @@ class ModuleType:
     name: str
     category: str
     group: str
-    regname: str
     weight: float          # relative size of its full module
     change: float          # chance of a new build per release
     continuous: bool = False
     arm64: bool = False
     language: bool = False
     legacy: bool = True    # also in the legacy (non-dll) tree
+    #: A module of 2010 still listed, like the vendor's SELFDEFENSE641: it never
+    #: changes, and its files carry only the legacy DSA signature and no key packet.
+    dsa_only: bool = False
 
 
-def _t(number, name, category, group, regname, weight, change, **kw) -> ModuleType:
-    return ModuleType(number, name, category, group, regname, weight, change, **kw)
+def _t(number, name, category, group, weight, change, **kw) -> ModuleType:
+    return ModuleType(number, name, category, group, weight, change, **kw)
 
 
 #: Dozens of module types, with numbers for the `mod_NNN_` folders.
 MODULE_TYPES: tuple[ModuleType, ...] = (
-    _t(1, "loader", "loader", "core,eslc", "LoaderBuild", 3.0, 0.15, arm64=True),
-    _t(2, "perseus", "engine", "perseus,ra,core,eslc", "PerseusBuild", 40.0, 0.3, arm64=True),
-    _t(3, "engine", "engine", "engine,core,eslc", "EngineBuild", 25.0, 1.0, continuous=True, arm64=True),
-    _t(4, "archiver", "engine", "archiver,core", "ArchiverBuild", 12.0, 0.2, arm64=True),
-    _t(5, "advheur", "engine", "advheur,core", "AdvHeurBuild", 8.0, 0.25),
-    _t(6, "cleaner", "engine", "cleaner,core", "CleanerBuild", 10.0, 0.2, arm64=True),
-    _t(7, "antistealth", "engine", "antistealth", "AntiStealthBuild", 2.0, 0.1),
-    _t(8, "sysinspector", "tool", "sysinspector", "SysInspectorBuild", 4.0, 0.05, legacy=False),
-    _t(9, "translation", "gui", "translation", "TranslationBuild", 1.5, 0.1, language=True),
-    _t(10, "horus", "engine", "horus,core", "HorusBuild", 6.0, 0.2),
-    _t(11, "protoscan", "engine", "protoscan,web", "ProtoScanBuild", 5.0, 0.15, arm64=True),
-    _t(12, "rawfs", "engine", "rawfs,core", "RawFsBuild", 1.5, 0.05),
-    _t(13, "mailplugins", "plugin", "mail", "MailPluginsBuild", 2.0, 0.1),
-    _t(14, "antispam", "engine", "antispam,mail", "AntispamBuild", 9.0, 0.3),
-    _t(15, "webscanner", "engine", "web", "WebScannerBuild", 3.0, 0.15),
-    _t(16, "database", "engine", "database", "DatabaseBuild", 2.5, 0.1),
-    _t(17, "config", "config", "config,core", "ConfigBuild", 0.5, 0.1),
-    _t(18, "firewall", "network", "firewall,network", "FirewallBuild", 3.5, 0.1),
-    _t(19, "devicecontrol", "policy", "devicecontrol", "DeviceControlBuild", 1.0, 0.05, legacy=False),
-    _t(20, "rapidresponse", "engine", "ra,core", "RapidResponseBuild", 6.0, 1.0, continuous=True),
-    _t(21, "ssl", "network", "ssl,web", "SslBuild", 1.0, 0.05),
-    _t(22, "netprot", "network", "network", "NetProtBuild", 2.0, 0.1),
-    _t(23, "deepbehav", "engine", "behav,core", "DeepBehavBuild", 4.0, 0.15),
-    _t(24, "scriptscan", "engine", "script,core", "ScriptScanBuild", 2.0, 0.15),
-    _t(25, "amsi", "engine", "amsi", "AmsiBuild", 1.0, 0.05, legacy=False),
-    _t(26, "uefiscan", "engine", "uefi", "UefiScanBuild", 1.5, 0.05, legacy=False),
-    _t(27, "livegrid", "cloud", "livegrid", "LiveGridBuild", 1.0, 0.1),
-    _t(28, "exploitblock", "engine", "exploit,core", "ExploitBlockBuild", 2.0, 0.1),
-    _t(29, "ransomshield", "engine", "ransom,core", "RansomShieldBuild", 1.5, 0.1),
-    _t(30, "memscan", "engine", "memscan,core", "MemScanBuild", 2.0, 0.1),
-    _t(31, "brute", "network", "brute,network", "BruteBuild", 0.5, 0.05, legacy=False),
-    _t(32, "mac", "engine", "mac", "MacBuild", 1.0, 0.05),
+    _t(1, "loader", "loader", "core,eslc", 3.0, 0.15, arm64=True),
+    _t(2, "perseus", "engine", "perseus,ra,core,eslc", 40.0, 0.3, arm64=True),
+    _t(3, "engine", "engine", "engine,core,eslc", 25.0, 1.0, continuous=True, arm64=True),
+    _t(4, "archiver", "engine", "archiver,core", 12.0, 0.2, arm64=True),
+    _t(5, "advheur", "engine", "advheur,core", 8.0, 0.25),
+    _t(6, "cleaner", "engine", "cleaner,core", 10.0, 0.2, arm64=True),
+    _t(7, "antistealth", "engine", "antistealth", 2.0, 0.1),
+    _t(8, "sysinspector", "tool", "sysinspector", 4.0, 0.05, legacy=False),
+    _t(9, "translation", "gui", "translation", 1.5, 0.1, language=True),
+    _t(10, "horus", "engine", "horus,core", 6.0, 0.2),
+    _t(11, "protoscan", "engine", "protoscan,web", 5.0, 0.15, arm64=True),
+    _t(12, "rawfs", "engine", "rawfs,core", 1.5, 0.05),
+    _t(13, "mailplugins", "plugin", "mail", 2.0, 0.1),
+    _t(14, "antispam", "engine", "antispam,mail", 9.0, 0.3),
+    _t(15, "webscanner", "engine", "web", 3.0, 0.15),
+    _t(16, "database", "engine", "database", 2.5, 0.1),
+    _t(17, "config", "config", "config,core", 0.5, 0.1),
+    _t(18, "firewall", "network", "firewall,network", 3.5, 0.1),
+    _t(19, "devicecontrol", "policy", "devicecontrol", 1.0, 0.05, legacy=False),
+    _t(20, "rapidresponse", "engine", "ra,core", 6.0, 1.0, continuous=True),
+    _t(21, "ssl", "network", "ssl,web", 1.0, 0.05),
+    _t(22, "netprot", "network", "network", 2.0, 0.1),
+    _t(23, "deepbehav", "engine", "behav,core", 4.0, 0.15),
+    _t(24, "scriptscan", "engine", "script,core", 2.0, 0.15),
+    _t(25, "amsi", "engine", "amsi", 1.0, 0.05, legacy=False),
+    _t(26, "uefiscan", "engine", "uefi", 1.5, 0.05, legacy=False),
+    _t(27, "livegrid", "cloud", "livegrid", 1.0, 0.1),
+    _t(28, "exploitblock", "engine", "exploit,core", 2.0, 0.1),
+    _t(29, "ransomshield", "engine", "ransom,core", 1.5, 0.1),
+    _t(30, "memscan", "engine", "memscan,core", 2.0, 0.1),
+    _t(31, "brute", "network", "brute,network", 0.5, 0.05, legacy=False),
+    _t(32, "mac", "engine", "mac", 1.0, 0.05),
+    _t(33, "selfdefense", "engine", "perseus", 1.0, 0.0, dsa_only=True),
 )
 
 #: Per tree: folder prefix of its files. Trees not listed get a prefix from their name.
@@ -158,11 +161,31 @@ class FileSpec:
     section: str
     items: tuple[tuple[str, str], ...]  # index keys in vendor order, without file= and size=
     weight: float
-    release: int                       # when it was made (its timestamp)
+    timestamp: int                     # when it was made
+    data_name: str                     # the module's own file, `filename=` in its text: "em001_32.dat"
+    dsa_only: bool = False             # signed only with the legacy DSA key, no key packet
+    sizeless: bool = False             # its section has no size=, like some of the vendor's
 
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[1]
+
+    @property
+    def literal_name(self) -> str:
+        """The name in its literal data packet: the file's own, or 2010's `NOD32.LIC`."""
+        return "NOD32.LIC" if self.dsa_only else self.name
+
+
+#: Share of delta sections (levels 1, 2) listed without size=; the real 2021
+#: index has 2 of 87 sections so, both current deltas (a guess: only deltas, and never
+#: the DSA-only ones: the real one, SELFDEFENSE641, has its size=).
+SIZELESS_SHARE = 0.04
+#: Shares of versions with a point release (`1207.1 (20210421)`) in the real 2021
+#: index: 18 of 56 deltas, 1 of 31 full modules; and one full module's `1425T (20210806)`.
+POINT_VERSION_SHARE = {0: 0.03, 1: 0.3, 2: 0.3}
+T_VERSION_SHARE = 0.03
+#: When the frozen DSA-only modules came out (the real one: 28.07.2010).
+DSA_ONLY_TIME = calendar.timegm((2010, 7, 28, 0, 0, 0))
 
 
 def release_time(seed: int, release: int) -> int:
@@ -181,7 +204,7 @@ def lines(seed: int, flavour: Flavour) -> tuple[Line, ...]:
     rng = seeded_random("lines", seed, flavour.key)
     out = []
     for t in MODULE_TYPES:
-        if not flavour.dll and not t.legacy:
+        if (not flavour.dll and not t.legacy) or (flavour.dll and t.dsa_only):
             continue
         platforms = ["x86", "x64"]
         if flavour.dll and t.arm64:
@@ -189,7 +212,7 @@ def lines(seed: int, flavour: Flavour) -> tuple[Line, ...]:
         if t.language:
             # Language packs exist for two platforms only, like the vendor's few.
             out += [Line(t, lcid, ("x86", "x64")[: 1 + (lcid in (1033, 1049))]) for lcid in LANGUAGES]
-        elif rng.random() < 0.9 or t.continuous:
+        elif rng.random() < 0.9 or t.continuous or t.dsa_only:
             out.append(Line(t, None, tuple(platforms)))
     return tuple(out)
 
@@ -201,6 +224,9 @@ def _start(seed: int, flavour: Flavour, line: Line) -> LineState:
     else:
         version = rng.randint(1000, 2500)
     build = rng.randint(1000, 30000)
+    if line.mtype.dsa_only:
+        # Frozen with two deltas on its full module, as SELFDEFENSE640..642 are.
+        return LineState(version + 2, build + 2, build, version, -HISTORY, -HISTORY, prev_build=build + 1)
     return LineState(version, build, build, version, -HISTORY, -HISTORY)
 
 
@@ -273,17 +299,27 @@ def _spec(seed, flavour, line, platform, *, kind, section, version, build, base,
           level: int | None) -> FileSpec:
     stem, mtype = section_base(line, platform)
     t = line.mtype
-    dotted, compact = _date(release_time(seed, release))
-    items = [("version", f"{version} ({compact})"), ("versionid", str(version)), ("build", str(build)),
+    path = _file_path(flavour, line, platform, build, kind)
+    rng = seeded_random("spec", seed, path)
+    timestamp = DSA_ONLY_TIME + rng.randint(0, 72000) if t.dsa_only else release_time(seed, release)
+    dotted, compact = _date(timestamp)
+    delta = level in (1, 2)
+    point = f".{rng.randint(1, 3)}" if rng.random() < POINT_VERSION_SHARE.get(level, 0.0) else ""
+    if level == 0 and not point and rng.random() < T_VERSION_SHARE:
+        point = "T"
+    items = [("version", f"{version}{point} ({compact})"), ("versionid", str(version)), ("build", str(build)),
              ("type", mtype), ("category", t.category)]
     if level is not None:
         items.append(("level", str(level)))
+    # The vendor's build register names follow the type: "Selfdefense64Build".
     items += [("base", str(base)), ("date", dotted), ("platform", platform), ("group", t.group),
-              ("buildregname", f'"{t.regname}"')]
+              ("buildregname", f'"{mtype.capitalize()}Build"')]
     if line.language is not None:
         items.append(("language", str(line.language)))
-    return FileSpec(_file_path(flavour, line, platform, build, kind), section, tuple(items),
-                    _weight(seed, flavour, line, platform, kind, build), release)
+    bits = {"x86": "32", "x64": "64", "arm64": "a64"}[platform]
+    return FileSpec(path, section, tuple(items), _weight(seed, flavour, line, platform, kind, build), timestamp,
+                    data_name=f"em{t.number:03d}_{bits}.dat", dsa_only=t.dsa_only,
+                    sizeless=delta and not t.dsa_only and rng.random() < SIZELESS_SHARE)
 
 
 def line_files(seed: int, flavour: Flavour, line: Line, s: LineState) -> list[FileSpec]:

@@ -28,9 +28,8 @@ def register(subparsers) -> None:
     gen.add_argument("--trees", nargs="+", default=list(DEFAULT_TREES), metavar="TREE",
                      help=f"trees to publish (default: {' '.join(DEFAULT_TREES)})")
     gen.add_argument("--no-dsa", action="store_true",
-                     help="no second (DSA) signature: makes the output identical byte for byte per seed")
-    gen.add_argument("--keyless-share", type=float, default=0.0, metavar="FRACTION",
-                     help="share of the legacy tree's files without the embedded key packet (default 0)")
+                     help="unlike the vendor, nothing signed with the legacy DSA key: no second signature, "
+                          "no DSA-only modules")
     gen.set_defaults(func=_generate)
 
     pub = sub.add_parser("publish", help="release the next build into an existing repository")
@@ -53,8 +52,7 @@ def register(subparsers) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     print(f"generating {args.size_mb:g} MiB, seed {args.seed}, trees {' '.join(args.trees)} ...", flush=True)
-    report = generate(args.root, seed=args.seed, size_mb=args.size_mb, trees=args.trees, dsa=not args.no_dsa,
-                      keyless_share=args.keyless_share)
+    report = generate(args.root, seed=args.seed, size_mb=args.size_mb, trees=args.trees, dsa=not args.no_dsa)
     print(report.summary())
     return 0
 

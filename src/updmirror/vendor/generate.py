@@ -12,10 +12,15 @@ Layout of a vendor root::
     root/vendor.json           state: seed, release, what each index lists
 
 Everything is a function of the seed and the release number (see
-`catalog`), so the same seed gives the same indexes and the same files.
-Byte for byte only without the DSA signature (``dsa=False``): DSA
-signatures take a random nonce, so with it each `.nup` (and so each
-`size=`) may differ by a few bytes from run to run.
+`catalog`), so the same seed gives the same indexes and the same files,
+byte for byte (the DSA signatures too: see `pgpwriter`).
+
+The files are shaped like the vendor's real ones (`../shared/fixtures/
+vendor-real/`, compared packet by packet in tests/vendor/test_real_shape.py):
+a key packet, one-pass RSA and DSA packets, the literal data (a text block
+starting with CRLF, then an inner blob that is itself a DSA-signed message),
+the two signatures. Modules of 2010 are signed with DSA only and carry no
+key packet; a few delta sections have no size=.
 
 Files are streamed to disk (a gigabyte repository needs a few megabytes of
 memory), each written once however many indexes list it, through a
@@ -36,17 +41,19 @@ from pathlib import Path
 from updmirror.eset.trees import CHANNELS, TREES
 from updmirror.eset.updatever import UpdateVer
 
-from . import VendorError, catalog, keys
+from . import VendorError, catalog, keys, nupwriter
 from .blobs import BlobReader
 from .catalog import FileSpec, Flavour
 from .nupwriter import SigningKey, build_nup
 
 STATE_FILE = "vendor.json"
-STATE_FORMAT = 1
+STATE_FORMAT = 2   # 2: files shaped like the real ones; DSA-only modules
 DEFAULT_TREES = ("ep11", "v16", "v5")
 MB = 1024 * 1024
-#: Bytes of a `.nup` besides its inner blob (key packet, text, signatures), roughly.
-NUP_OVERHEAD = 1400
+#: Bytes of a `.nup` besides its module payload (key packet, text, signatures, inner framing), roughly.
+NUP_OVERHEAD = 2000
+#: The inner literal data is dated a little before the file (a few minutes in the real files).
+INNER_EARLIER = 205
 MIN_BLOB = 64
 
 
@@ -66,8 +73,6 @@ class VendorState:
     #: files referenced by the current release's indexes, and by the previous release's.
     referenced: list[str] = field(default_factory=list)
     previously_referenced: list[str] = field(default_factory=list)
-    #: share of the legacy (non-dll) tree's files written without the key packet, like 2013's files
-    keyless_share: float = 0.0
     format: int = STATE_FORMAT
 
     def save(self, root: Path) -> None:
@@ -118,12 +123,11 @@ class GenerateReport:
 
 
 def generate(root: Path, *, seed: int = 1, size_mb: float = 8, trees: Iterable[str] = DEFAULT_TREES,
-             dsa: bool = True, keyless_share: float = 0.0, workers: int | None = None) -> GenerateReport:
+             dsa: bool = True, workers: int | None = None) -> GenerateReport:
     """Write a fresh repository for release 1 (its deferred channel: release 0).
 
-    `keyless_share` of the legacy (non-dll) trees' files carry no tag-15 key
-    packet, like the vendor's files from 2013: a mirror checks those against
-    the key file (`vendor-key.asc`) from its configuration.
+    `dsa=False` leaves out what needs the legacy DSA key, unlike the vendor:
+    the second signature, the inner blob's signature and the DSA-only modules.
     """
     started = time.monotonic()
     root = Path(root)
@@ -134,21 +138,18 @@ def generate(root: Path, *, seed: int = 1, size_mb: float = 8, trees: Iterable[s
                           f"known: {', '.join(sorted(TREES))}")
     if size_mb <= 0:
         raise VendorError(f"--size-mb must be positive, not {size_mb}")
-    if not 0 <= keyless_share <= 1:
-        raise VendorError(f"--keyless-share must be between 0 and 1, not {keyless_share}")
     _prepare_root(root)
     created = catalog.release_time(seed, -catalog.HISTORY) - 86400
     vendor = keys.vendor_key(seed, created)
     keys.save(vendor, root / "vendor-key.pem", root / "vendor-key.asc")
     other = None
     if dsa:
-        other = keys.other_key(created)
+        other = keys.other_key(seed, created)
         keys.save(other, root / "other-key.pem", root / "other-key.asc")
     release = 1
     state = VendorState(seed=seed, release=release, size_mb=size_mb, trees=trees, dsa=dsa, scale=0.0,
                         fingerprint=vendor.fingerprint,
-                        other_fingerprint=other.fingerprint if other else None, key_created=created,
-                        keyless_share=keyless_share)
+                        other_fingerprint=other.fingerprint if other else None, key_created=created)
     plan = release_plan(state, release)
     unique = _unique(plan)
     total_weight = sum(f.weight for f in unique.values())
@@ -178,7 +179,8 @@ def release_plan(state: VendorState, release: int) -> dict[str, tuple[Flavour, s
     plan = {}
     for flavour in all_flavours(state.trees):
         for channel in CHANNELS:
-            files = catalog.index_files(state.seed, flavour, release, channel)
+            files = [f for f in catalog.index_files(state.seed, flavour, release, channel)
+                     if state.dsa or not f.dsa_only]
             for path in flavour.index_paths(channel):
                 plan[path] = (flavour, channel, files)
     return plan
@@ -223,22 +225,36 @@ def write_nup(www: Path, state: VendorState, spec: FileSpec, vendor: SigningKey,
     target = www / spec.path.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
-    size = blob_size(state, spec)
-    ts = catalog.release_time(state.seed, spec.release)
+    ts = spec.timestamp
     update_info = [("name", spec.section), *spec.items]
+    blob, size = module_blob(state, spec, other)
+    if spec.dsa_only:
+        signer, embed, extra = other, False, ()
+    else:
+        signer, embed, extra = vendor, True, (other,) if other else ()
     with open(tmp, "wb") as out:
-        build_nup(out, key=vendor, update_info=update_info, blob=(BlobReader(state.seed, spec.path, size), size),
-                  literal_name=spec.name.removesuffix(".nup"), embed_key=not is_keyless(state, spec), sig_version=3,
-                  extra_signers=(other,) if other else (), timestamp=ts)
+        build_nup(out, key=signer, update_info=update_info, blob=(blob, size), literal_name=spec.literal_name,
+                  data_name=spec.data_name, embed_key=embed, sig_version=3, extra_signers=extra, timestamp=ts)
     os.utime(tmp, (ts, ts))
     os.replace(tmp, target)
     return target.stat().st_size
 
 
-def is_keyless(state: VendorState, spec: FileSpec) -> bool:
-    if not state.keyless_share or spec.path.endswith(".dll.nup"):
-        return False
-    return keys.seeded_random("keyless", state.seed, spec.path).random() < state.keyless_share
+def module_blob(state: VendorState, spec: FileSpec, other: SigningKey | None):
+    """(seekable file, length) of a file's inner blob: its module, signed like the vendor's."""
+    items = dict(spec.items)
+    year = time.gmtime(spec.timestamp).tm_year
+    base = "" if items.get("level") in (None, "0") else f" (requires base module {items['base']})"
+    text = (f"\r\n\r\nESET-MODULE - copyright (c) 1994-{year} ESET software\r\n\r\n"
+            f"version: {items['version']}     \r\nbuild: {items['build']}\r\n"
+            f"date (dd.mm.yyyy): {items['date']}\r\ntype: {items['type']} module update{base}\r\n").encode()
+    size = blob_size(state, spec)
+    payload = nupwriter.joined(text, BlobReader(state.seed, spec.path, size), size)
+    if other is None:
+        return payload, payload.length
+    name = "NOD32.LIC" if spec.dsa_only else "module_inc.dat"
+    inner = nupwriter.signed_module(payload, payload.length, other, name, spec.timestamp - INNER_EARLIER)
+    return inner, inner.length
 
 
 def build_index(www: Path, state: VendorState, flavour: Flavour, channel: str,
@@ -249,8 +265,8 @@ def build_index(www: Path, state: VendorState, flavour: Flavour, channel: str,
     for name, items in before:
         doc.add_section(name, items)
     for f in files:
-        size = (www / f.path.lstrip("/")).stat().st_size
-        doc.add_section(f.section, [*f.items, ("file", f.path), ("size", str(size))])
+        size = [] if f.sizeless else [("size", str((www / f.path.lstrip("/")).stat().st_size))]
+        doc.add_section(f.section, [*f.items, ("file", f.path), *size])
     for name, items in after:
         doc.add_section(name, items)
     return doc.to_bytes()

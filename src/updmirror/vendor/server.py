@@ -542,9 +542,8 @@ def _index_faults(data: bytes, kinds: dict[str, Fault], source: str) -> bytes:
     mods = [s for s in doc.sections if is_module_section(s)]
     if "wrong_size" in kinds:
         how_many = int(kinds["wrong_size"].number(3))
-        for s in mods[:how_many]:
-            size = int(s.get("size") or 0)
-            s.set("size", str(size + 17))
+        for s in [s for s in mods if "size" in s][:how_many]:
+            s.set("size", str(int(s["size"]) + 17))
     if "escape" in kinds:
         # From the end, so a wrong_size fault and this one hit different sections.
         for s, target in zip(reversed(mods), ESCAPES, strict=False):
