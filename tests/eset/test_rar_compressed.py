@@ -12,6 +12,7 @@ method and version the vendor used are a guess (RAR 2.9 in a RAR 4 archive).
 """
 
 import io
+import shutil
 import zlib
 
 import pytest
@@ -77,3 +78,11 @@ def test_without_an_extractor_a_compressed_index_is_one_line_naming_the_package(
 def test_a_stored_index_needs_no_extractor(no_extractor):
     # The stored member of a WinRAR archive: rarfile reads it by itself.
     assert stored_copy("seektest.rar", "stest2.txt") == b"".join(b"%03d\n" % i for i in range(512))
+
+
+def test_bsdtar_is_preferred_to_a_7zip_that_cannot_read_rar():
+    # rarfile alone picks 7-Zip first; Debian's (package 7zip) has no RAR codec.
+    if not (shutil.which("bsdtar") and (shutil.which("7zz") or shutil.which("7z"))):
+        pytest.skip("needs bsdtar and Debian's 7-Zip side by side (package 7zip absent)")
+    assert rar.extractor() == "bsdtar"
+    assert rar.extract_single(archive("rar3-solid.rar"), "x") == b"".join(b"%03d\n" % i for i in range(512))

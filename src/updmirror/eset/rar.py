@@ -68,23 +68,42 @@ def extractor() -> str | None:
     return setup.get_cmdline("check_cmd", None)[0]
 
 
+#: The extractors tried, in order: unrar (RAR's own), bsdtar (the one CI tests),
+#: then unar and 7-Zip. rarfile alone would try 7-Zip before bsdtar, and
+#: Debian's 7zip cannot read RAR (its RAR codec is non-free): a machine with
+#: both could then decompress nothing.
+_PREFERENCE = ({"unrar": True}, {"bsdtar": True}, {"unar": True}, {"sevenzip": True, "sevenzip2": True})
+_NONE = {"unrar": False, "unar": False, "bsdtar": False, "sevenzip": False, "sevenzip2": False}
+_chosen = None
+
+
 def _tool_setup():
-    """rarfile's choice of extractor, with its bsdtar command line mended.
+    """The extractor rarfile is to run, chosen in our order, bsdtar's command line mended.
 
     rarfile 4.5 runs `bsdtar -x --to-stdout -f -- ARCHIVE`: bsdtar takes `--`
     for the archive's name, so no compressed member can be read through it
     (the real archives of tests/eset/test_rar_compressed.py showed it; rarfile's
     own bsdtar test reads only empty members). The mended line puts `--` after
     the archive, where it still keeps a member name from reading as an option.
-    Left alone once rarfile writes the line right.
+    Left alone once rarfile writes the line right. Raises RarCannotExec when
+    there is no extractor.
     """
+    global _chosen
     import rarfile
 
-    setup = rarfile.tool_setup()
-    if setup.setup is rarfile.BSDTAR_CONFIG and type(setup) is rarfile.ToolSetup:
-        line = setup.open_cmdline(None, "ARCHIVE")
-        if line[-3:] == ["-f", "--", "ARCHIVE"]:
-            setup = rarfile.CURRENT_SETUP = _mended_bsdtar(rarfile)
+    if _chosen is not None and rarfile.CURRENT_SETUP is _chosen:
+        return _chosen
+    for choice in _PREFERENCE:
+        try:
+            setup = rarfile.tool_setup(force=True, **{**_NONE, **choice})
+            break
+        except rarfile.RarCannotExec:
+            continue
+    else:
+        raise rarfile.RarCannotExec("Cannot find working tool")
+    if setup.setup is rarfile.BSDTAR_CONFIG and setup.open_cmdline(None, "ARCHIVE")[-3:] == ["-f", "--", "ARCHIVE"]:
+        setup = rarfile.CURRENT_SETUP = _mended_bsdtar(rarfile)
+    _chosen = setup
     return setup
 
 
