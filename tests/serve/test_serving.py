@@ -141,7 +141,7 @@ def test_conditional_requests_get_304(server):
     assert r.status == 200   # If-None-Match wins over If-Modified-Since
 
 
-@pytest.mark.parametrize("path", ["/", "/eset_upd", "/eset_upd/", "/eset_upd/ep11/dll/",
+@pytest.mark.parametrize("path", ["/", "//", "/eset_upd", "/eset_upd/", "/eset_upd//", "/eset_upd/ep11/dll/",
                                   "/endpointwindowslatest-rel-sta/"])
 def test_folders_are_never_listed(server, path):
     r = get(server.port, path)

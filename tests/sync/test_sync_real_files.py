@@ -110,6 +110,24 @@ def test_a_product_mirror_with_a_dll_index_resolves_bare_names_in_its_folder(tmp
         assert (snap.tree / path.lstrip("/")).read_bytes() == seen[path]
 
 
+def test_a_folder_written_by_a_products_mirror_is_an_upstream_too(tmp_path):
+    # A shared folder the vendor's product fills: update.ver at its root, files beside it.
+    folder = tmp_path / "share"
+    seen = vendor_real.product_mirror(tmp_path / "unused", {TREE: SECTIONS})
+    folder.mkdir()
+    (folder / "update.ver").write_bytes(seen[f"{TREE}:update.ver"])
+    for path, data in seen.items():
+        if path.startswith("/"):
+            (folder / path.lstrip("/")).write_bytes(data)
+    report = sync(mirror_toml(tmp_path, str(folder), auth=False))
+    assert report.ok, report.message
+    assert [(i["layout"], i["upstream_url"]) for i in report.indexes] == [
+        ("product-mirror", (folder / "update.ver").as_uri())]
+    tree = Store(tmp_path / "mirror").current().tree
+    for path in file_paths(served_index(tmp_path / "mirror")):
+        assert (tree / path.lstrip("/")).read_bytes() == seen[path]
+
+
 def test_the_next_sync_asks_the_product_mirror_first_and_conditionally(tmp_path, product_mirror):
     srv, _ = product_mirror
     cfg = mirror_toml(tmp_path, srv.url)

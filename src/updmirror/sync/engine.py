@@ -33,6 +33,7 @@ from updmirror.upstream import NotFoundError, open_upstream
 
 from .plan import (
     PRODUCT_MIRROR,
+    VENDOR,
     FilePlan,
     IndexPlan,
     drop_share,
@@ -171,6 +172,9 @@ class Sync:
                          redact.url(up.url), layout, missing[0], layouts[attempt + 1])
                 continue
             break
+        if not failures and layout != VENDOR:
+            log.info("%s is a product's own mirror: indexes at its root, chosen by User-Agent",
+                     redact.url(up.url))
         self.report.errors.extend(str(f) for f in failures)
         if failures:
             raise UpdmirrorError(f"{len(failures)} of {len(plans)} index(es) failed; nothing was "
@@ -381,7 +385,7 @@ class Sync:
         for plan in indexes:
             self.report.indexes.append({
                 "tree": plan.tree, "channel": plan.channel, "path": plan.path,
-                "upstream_url": redact.url(plan.url), "changed": plan.changed,
+                "upstream_url": redact.url(plan.url), "layout": plan.layout, "changed": plan.changed,
                 "versionid": (database_version(plan.modules) if plan.changed
                               else self.previous[plan.path].get("versionid")),
                 "files": len(plan.modules) if plan.changed else None,
