@@ -138,16 +138,23 @@ def test_the_next_sync_asks_the_product_mirror_first_and_conditionally(tmp_path,
     assert [(r.path, r.status) for r in srv.requests] == [("/update.ver", 304)]
 
 
-def test_tiers_do_not_pile_up_paths(tmp_path, product_mirror):
-    """vendor's product mirror -> A (product-mirror layout upstream) -> B (replicating A)."""
-    srv, seen = product_mirror
+@pytest.fixture
+def mirror_a(tmp_path, product_mirror):
+    """Mirror A, synced from the product's mirror and served by `updmirror serve`: its URL."""
+    srv, _ = product_mirror
     a_port = port()
     a_cfg = mirror_toml(tmp_path, srv.url, http_port=a_port, name="a")
     assert sync(a_cfg).ok
     with ServerProcess(a_cfg, a_port):
-        b_cfg = mirror_toml(tmp_path, f"http://127.0.0.1:{a_port}/", auth=False, name="b")
-        report = sync(b_cfg)
-        assert report.ok, report.message
+        yield f"http://127.0.0.1:{a_port}/"
+
+
+def test_tiers_do_not_pile_up_paths(tmp_path, product_mirror, mirror_a):
+    """vendor's product mirror -> A (product-mirror layout upstream) -> B (replicating A)."""
+    _, seen = product_mirror
+    report = sync(mirror_toml(tmp_path, mirror_a, auth=False, name="b"))
+    assert report.ok, report.message
+    assert [i["layout"] for i in report.indexes] == ["vendor"]
     a_index, b_index = served_index(tmp_path / "a"), served_index(tmp_path / "b")
     assert b_index == a_index
     assert all(p.count("/") == 1 for p in file_paths(b_index))        # "/nod844C.nup", as at the top
@@ -156,15 +163,10 @@ def test_tiers_do_not_pile_up_paths(tmp_path, product_mirror):
         assert (b_tree / path.lstrip("/")).read_bytes() == seen[path]
 
 
-def test_auto_does_not_take_a_vendor_layout_mirror_lacking_the_tree_for_a_product_mirror(tmp_path, product_mirror):
-    # A publishes v9 only; B wants v16. A routes B's v16 agent at /update.ver to v9's
-    # index, which names its files from the host's root: not a product's mirror.
-    srv, _ = product_mirror
-    a_port = port()
-    a_cfg = mirror_toml(tmp_path, srv.url, http_port=a_port, name="a")
-    assert sync(a_cfg).ok
-    with ServerProcess(a_cfg, a_port):
-        report = sync(mirror_toml(tmp_path, f"http://127.0.0.1:{a_port}/", trees=("v16",), auth=False, name="b"))
+def test_auto_does_not_take_a_vendor_layout_mirror_lacking_the_tree_for_a_product_mirror(tmp_path, mirror_a):
+    # A publishes v9 only; B wants v16. A answers B's v16 agent at /dll/update.ver with
+    # v9's index, which names its files from the host's root: not a product's mirror.
+    report = sync(mirror_toml(tmp_path, mirror_a, trees=("v16",), auth=False, name="b"))
     assert not report.ok
     assert "does not publish tree v16" in report.message and "eset_upd/v16/dll/update.ver" in report.message
     assert Store(tmp_path / "b").current() is None
