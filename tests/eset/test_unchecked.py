@@ -18,7 +18,7 @@ from updmirror.errors import SignatureError
 from updmirror.eset import nup
 from updmirror.vendor import nupwriter
 
-TS = 1_700_000_000
+TS = 1_280_000_000             # July 2010, like the real DSA-only module
 INFO = [("name", "SELFDEFENSE641"), ("version", "1017 (20100728)"), ("level", "1")]
 
 
@@ -37,10 +37,10 @@ def rsa() -> nupwriter.SigningKey:
     return nupwriter.generate_signing_key("vendor (test)", created=TS)
 
 
-def build(key, *, embed=False, extra=()) -> bytes:
+def build(key, *, embed=False, extra=(), signed=TS) -> bytes:
     out = io.BytesIO()
     nupwriter.build_nup(out, key=key, update_info=INFO, blob=b"inner module" * 50, literal_name="NOD32.LIC",
-                        embed_key=embed, extra_signers=extra, timestamp=TS)
+                        embed_key=embed, extra_signers=extra, timestamp=signed)
     return out.getvalue()
 
 
@@ -69,6 +69,15 @@ def test_without_legacy_key_ids_a_dsa_only_file_is_simply_refused():
     with pytest.raises(SignatureError) as e:
         check(build(legacy()), legacy_ids=[])
     assert not isinstance(e.value, nup.UncheckedSignatureError)
+
+
+def test_a_dsa_only_file_signed_after_the_vendor_had_its_rsa_key_is_refused():
+    # Every real file signed since 2013-04-23 carries the RSA signature too.
+    with pytest.raises(SignatureError, match="signed only by the legacy DSA key .* but 2021-.*2013-04-23") as e:
+        check(build(legacy(), signed=1_620_000_000))
+    assert not isinstance(e.value, nup.UncheckedSignatureError)
+    with pytest.raises(nup.UncheckedSignatureError):
+        check(build(legacy(), signed=nup.LEGACY_SIGNED_BEFORE - 1))
 
 
 @pytest.mark.parametrize("case", [
