@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -36,6 +37,10 @@ from . import openpgp
 from .openpgp import PublicKey
 
 CHUNK = 256 * 1024
+#: The vendor's RSA update key was made on 2013-04-23; every real file signed
+#: since carries its signature (files of 2011 were signed again then). A file
+#: signed by the legacy DSA key alone must say it was signed before that.
+LEGACY_SIGNED_BEFORE = 1366726393
 #: The `[update_info]` text of real files is a few hundred bytes.
 MAX_UPDATE_INFO = 64 * 1024
 #: The line that ends the text: at a line start, CRLF or LF after it.
@@ -53,6 +58,7 @@ class SignatureCheck:
     hash: str  # "SHA512", "SHA1", ...
     verified: bool
     reason: str  # "good", or why not
+    created: int | None = None  # the signature's own creation time, as it says
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,12 @@ def verify(
     legacy = only_legacy_signatures(info.embedded_key_fingerprint,
                                     [(c.algorithm, c.key_id) for c in info.signatures], legacy_key_ids)
     if legacy and all(c.reason == "public key not available" for c in info.signatures):
+        late = [c for c in info.signatures if c.created is None or c.created >= LEGACY_SIGNED_BEFORE]
+        if late:
+            raise SignatureError(
+                f"{source}: signed only by the legacy DSA key {', '.join(legacy)}, but "
+                f"{_when(late[0].created)}, when the vendor already signed with its RSA key (since "
+                f"{_when(LEGACY_SIGNED_BEFORE)}): not one of its old modules, and no signature can be checked")
         raise UncheckedSignatureError(
             f"{source}: signed only by the legacy DSA key {', '.join(legacy)}, whose public key "
             "no file carries: its size and inner CRC-32 are good, its signature cannot be checked",
@@ -126,6 +138,10 @@ def verify(
     )
 
 
+def _when(ts: int | None) -> str:
+    return "at no stated time" if ts is None else time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
 def only_legacy_signatures(embedded_key_fingerprint: str | None, signers: Iterable[tuple[str, str]],
                            legacy_key_ids: Iterable[str]) -> tuple[str, ...]:
     """The legacy key IDs of a file signed by nothing else, or () if it is not such a file.
@@ -133,7 +149,8 @@ def only_legacy_signatures(embedded_key_fingerprint: str | None, signers: Iterab
     As narrow as the real files allow (nod1F1C.nup, SELFDEFENSE641): no
     key packet, at least one signature, and every signature DSA by a listed
     key ID. A file with a key packet or any other signature is never one:
-    the vendor's current files carry both, and must verify.
+    the vendor's current files carry both, and must verify. (:func:`verify`
+    also wants the signatures made before LEGACY_SIGNED_BEFORE.)
     """
     legacy = {k.upper() for k in legacy_key_ids}
     signers = list(signers)
@@ -282,6 +299,7 @@ def _check(body: bytes, keys: list[PublicKey], hashes: dict, check: bool) -> Sig
         hash=openpgp.hash_name(sig.hash_algo),
         verified=False,
         reason="not checked",
+        created=sig.created,
     )
     if not check:
         return result

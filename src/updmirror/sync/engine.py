@@ -293,7 +293,7 @@ class Sync:
         os.replace(partial, target)
         self.report.files_fetched += 1
         self.report.bytes_fetched += size
-        progress.file_done()
+        progress.file_done(size if module.size is None else 0)
 
     # -- files whose signatures cannot be checked (legacy DSA only) ----------------
     def _refuse_unchecked(self, module: Module, source: str, why: str) -> None:

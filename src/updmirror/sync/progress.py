@@ -46,6 +46,10 @@ class Progress:
         if self._rich is not None:
             self._rich.advance(self._bytes_task, n)
 
-    def file_done(self) -> None:
+    def file_done(self, unannounced_bytes: int = 0) -> None:
+        """One more file; `unannounced_bytes`: its size, when the index gave none."""
         if self._rich is not None:
             self._rich.advance(self._files_task, 1)
+            if unannounced_bytes:
+                self.total_bytes += unannounced_bytes
+                self._rich.update(self._bytes_task, total=self.total_bytes)

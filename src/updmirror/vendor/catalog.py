@@ -19,8 +19,15 @@ other index, so channels and releases share files.
 Channels at release r: regular lists release r, deferred lists release
 r-1, pre-release lists release r with a few lines already at r+1.
 
+The legacy (non-dll) trees also list one frozen line of 2010, SELFDEFENSE
+(``dsa_only``): its files are signed with the legacy DSA key alone and carry
+no key packet, like the real SELFDEFENSE641 (nod1F1C.nup). A few delta
+sections are listed without size=, like the real PEGASUS1 and ENGINE2, and
+some versions carry a point release ("1207.1"), as in the real index.
+
 The naming of arm64 and language sections is a guess (the public record
-shows neither); see ``section_base``.
+shows neither); see ``section_base``. So is keeping the DSA-only line out of
+the dll trees, and which sections lack size= (the real ones are deltas).
 """
 
 from __future__ import annotations
