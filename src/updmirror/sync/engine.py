@@ -201,6 +201,7 @@ class Sync:
         mods = modules(plan.index, plan.url, allowed_hosts=self.cfg.upstream.allowed_hosts,
                        source=redact.url(plan.url), root_url=self.cfg.upstream.url)
         if plan.layout == PRODUCT_MIRROR and self.cfg.upstream.layout == "auto" and not lists_bare_names(mods):
+            # Not found in this layout: "auto" may still try the other one.
             vendor_path = TREES[plan.tree].index_paths(plan.channel)[0]
             raise NotFoundError(
                 f"{redact.url(self.cfg.upstream.url + vendor_path)}: not found, and the index at "
