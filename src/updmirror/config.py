@@ -9,38 +9,19 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from updmirror.errors import ConfigError
 from updmirror.eset.trees import CHANNELS, TREES
+from updmirror.upstream.settings import DEFAULT_USER_AGENT, UpstreamConfig
 
 DEFAULT_PORT = 2221
 VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
 PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                     "::1/128", "fc00::/7")
-DEFAULT_USER_AGENT = ("EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; "
-                      "TDB 0; CL 1.1.1; x64c; APP eea; BEO 1; ASP 0.0; FW 0.0; PX 0; PUA 0; RA 0) "
-                      "updmirror")
-
-
-@dataclass(frozen=True)
-class UpstreamConfig:
-    url: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    user_agent: str = DEFAULT_USER_AGENT
-    proxy: str | None = None
-    connect_timeout: float = 15.0
-    #: A connection that delivers nothing for this long is given up.
-    stall_timeout: float = 30.0
-    #: ... and one slower than this (bytes/s, averaged over stall_timeout).
-    min_speed: int = 1024
-    parallel: int = 8
-    retries: int = 4
-    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

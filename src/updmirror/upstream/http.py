@@ -21,12 +21,12 @@ import aiohttp
 from aiohttp import hdrs
 
 from updmirror import redact
-from updmirror.config import UpstreamConfig
 from updmirror.errors import ConfigError
 from updmirror.upstream.backoff import BACKOFF_BASE, MAX_RETRY_AFTER, backoff_delay, retry_after
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import AuthError, NotFoundError, StalledError, TooLargeError, UpstreamError
 from updmirror.upstream.pace import Pace
+from updmirror.upstream.settings import UpstreamConfig
 
 log = logging.getLogger(__name__)
 
