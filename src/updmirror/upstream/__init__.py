@@ -20,18 +20,25 @@ from updmirror.upstream.settings import UpstreamConfig
 if TYPE_CHECKING:
     from updmirror.upstream.folder import FolderUpstream, folder_root
     from updmirror.upstream.http import HttpUpstream
+    from updmirror.upstream.smb import SmbUpstream
 
-_LAZY = {"HttpUpstream": "http", "FolderUpstream": "folder", "folder_root": "folder"}
+_LAZY = {"HttpUpstream": "http", "FolderUpstream": "folder", "folder_root": "folder",
+         "SmbUpstream": "smb"}
 
 
 def open_upstream(cfg: UpstreamConfig) -> Upstream:
-    """The fetcher for `[upstream] url`: a folder for file:// or a plain path, HTTP otherwise.
+    """The fetcher for `[upstream] url`: a share for `\\\\server\\share` or smb://, a
+    folder for file:// or a plain path, HTTP otherwise.
 
     Call from inside the event loop that will use it (the HTTP session binds to it).
     """
     from updmirror.upstream.folder import FolderUpstream, folder_root
     from updmirror.upstream.http import HttpUpstream
+    from updmirror.upstream.unc import is_share
 
+    if is_share(cfg.url):
+        from updmirror.upstream.smb import SmbUpstream
+        return SmbUpstream(cfg)
     root = folder_root(cfg.url)
     if root is not None:
         return FolderUpstream(root)
@@ -46,5 +53,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Upstream", "UpstreamConfig", "IndexResult", "UpstreamStats", "HttpUpstream",
-           "FolderUpstream", "folder_root", "open_upstream", "UpstreamError", "AuthError",
+           "FolderUpstream", "SmbUpstream", "folder_root", "open_upstream", "UpstreamError", "AuthError",
            "NotFoundError", "TooLargeError", "StalledError"]

@@ -25,6 +25,7 @@ from updmirror.errors import ConfigError
 from updmirror.upstream.backoff import BACKOFF_BASE, MAX_RETRY_AFTER, retry_after
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import AuthError, NotFoundError, StalledError, TooLargeError, UpstreamError
+from updmirror.upstream.errors import first_line as _first_line
 from updmirror.upstream.pace import Pace
 from updmirror.upstream.retry import Transient as _Transient
 from updmirror.upstream.retry import retrying
@@ -277,10 +278,6 @@ class HttpUpstream(Upstream):
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _validators(resp: aiohttp.ClientResponse) -> dict[str, str]:
