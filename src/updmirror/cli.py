@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "updmirror.sync.commands",      # sync
     "updmirror.serve.commands",     # serve, run, status, passwd
     "updmirror.vendor.commands",    # vendor generate|publish|serve
+    "updmirror.client.commands",    # client update|status
     "updmirror.demo",               # demo
 )
 
