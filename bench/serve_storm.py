@@ -58,24 +58,12 @@ def client_plan(snap, count: int, routed: bool) -> list[dict]:
     return out
 
 
-def old_paths(snap) -> dict[str, list[str]]:
-    from updmirror.eset.modules import modules
-    from updmirror.eset.updatever import UpdateVer
-    out = {}
-    for tree in ("ep11", "v16"):
-        p = snap.index_path(tree)
-        out[tree] = [m.path for m in modules(UpdateVer.parse((snap.old_indexes / p).read_bytes(), p),
-                                             "http://mirror/" + p)]
-    return out
-
-
 def one_storm(snap, make, routed: bool, clients: int, procs: int, cap: float, nsources: int,
               rounds: int) -> dict:
     plan = client_plan(snap, clients, routed)
-    olds = old_paths(snap)
     with make() as server:
         jobs = [{"kind": "storm", "port": server.port, "sources": sources(nsources), "cap": cap, "rounds": rounds,
-                 "clients": plan[k::procs], "old_paths": olds, "tree_root": str(snap.tree)}
+                 "clients": plan[k::procs], "old_root": str(snap.old_indexes), "tree_root": str(snap.tree)}
                 for k in range(procs)]
         with Children(jobs) as children:
             children.ready()

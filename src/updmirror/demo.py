@@ -27,10 +27,9 @@ from updmirror.errors import UpdmirrorError
 VENDOR_USER = "EAV-0123456789"
 VENDOR_PASSWORD = "Demo-Pass1"   # the simulated vendor's licence; a real one lives in password_file
 TREES = ("ep11", "v16", "v5")
-CLIENTS = (   # (tree, platform, language, dll)
-    ("ep11", "x64", 1033, True), ("ep11", "x64", 1049, True), ("ep11", "x86", 1033, True),
-    ("ep11", "arm64", 1031, True), ("v16", "x64", 1033, True), ("v16", "x86", 1058, True),
-    ("v5", "x86", 1033, False), ("v5", "x64", 1049, False),
+CLIENTS = (   # (tree, platform, language): v5 asks for /update.ver, the others for /dll/update.ver
+    ("ep11", "x64", 1033), ("ep11", "x64", 1049), ("ep11", "x86", 1033), ("ep11", "arm64", 1031),
+    ("v16", "x64", 1033), ("v16", "x86", 1058), ("v5", "x86", 1033), ("v5", "x64", 1049),
 )
 
 
@@ -167,29 +166,45 @@ workers = 1
                 self.mirror.kill()
 
     async def _clients(self, base: str, fingerprint: str, title: str) -> dict[str, int | None]:
-        import aiohttp
         from rich.table import Table
 
-        from updmirror.client.update import USER_AGENTS, update_once
+        from updmirror.client import Client, Endpoint, Source, UpdateFailed
 
         self.say(title)
-        async with aiohttp.ClientSession() as session:
-            results = await asyncio.gather(*(
-                update_once(session, base, user_agent=USER_AGENTS[tree], platform=platform,
-                            language=lang, dll=dll, pinned=[fingerprint])
-                for tree, platform, lang, dll in CLIENTS))
-        table = Table("client (tree platform LCID)", "asks for", "version", "files", "bytes", "result")
+        source = Source.parse(base)
+        endpoints = [Endpoint(tree, platform, lang, pinned=(fingerprint,)) for tree, platform, lang in CLIENTS]
+
+        async def one(e: Endpoint):
+            try:
+                return await client.update(self._client_dir(e), [source], e)
+            except UpdateFailed as exc:
+                return exc
+
+        async with Client() as client:
+            results = await asyncio.gather(*(one(e) for e in endpoints))
+        table = Table("client", "asks for", "version", "downloaded", "kept", "result")
         versions = {}
-        for (tree, platform, lang, dll), r in zip(CLIENTS, results, strict=True):
-            key = f"{tree} {platform} {lang}"
+        for e, r in zip(endpoints, results, strict=True):
+            key = f"{e.tree} {e.platform} {e.language}"
+            if isinstance(r, UpdateFailed):
+                table.add_row(key, "/" + e.index_paths[0], "-", "-", "-", f"[red]{r.failures[0].message}[/]")
+                continue
             versions[key] = r.version
-            table.add_row(key, "/dll/update.ver" if dll else "/update.ver", str(r.version), str(r.files),
-                          f"{r.bytes:,}", "[green]verified[/]" if r.ok else f"[red]{r.errors[0]}[/]")
+            table.add_row(key, "/" + e.index_paths[0], str(r.version),
+                          f"{r.downloaded_files} ({r.downloaded_bytes:,} B)", str(r.kept_files),
+                          "[green]installed[/]" if r.status == "updated" else "up to date")
         self.console.print(table)
-        failed = [r for r in results if not r.ok]
+        done = [r for r in results if not isinstance(r, UpdateFailed)]
+        self.console.print(f"  {sum(r.downloaded_files for r in done)} files "
+                           f"({sum(r.downloaded_bytes for r in done):,} bytes) downloaded in all; each client "
+                           f"installs into its own folder under {self.dir / 'clients'}")
+        failed = [r for r in results if isinstance(r, UpdateFailed)]
         if failed:
-            raise UpdmirrorError(f"{len(failed)} client(s) failed: {failed[0].errors[0]}")
+            raise UpdmirrorError(f"{len(failed)} client(s) failed: {failed[0]}")
         return versions
+
+    def _client_dir(self, e) -> Path:
+        return self.dir / "clients" / f"{e.tree}-{e.platform}-{e.language}"
 
 
 def _free_port(wanted: int) -> int:

@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from updmirror.eset.modules import Module
+from updmirror.eset.modules import Module, Selection, select
 
 #: `base=` of a full module: "no base".
 FULL_BASE = 268435456
@@ -149,6 +149,16 @@ class Plan:
     def installed(self) -> tuple[Held, ...]:
         """What the client holds once the plan is carried out, line by line, chain order."""
         return tuple(Held.of(p) for lp in self.lines for p in lp.chain)
+
+
+def modules_for(index: Iterable[Module], platform: str, language: int | None) -> list[Module]:
+    """The sections of an index an endpoint of `platform` and `language` installs.
+
+    Sections that name no platform or language are for every endpoint
+    (a guess where the real index shows none).
+    """
+    languages = (language,) if language is not None else ()
+    return select(index, Selection(platforms=(platform,), languages=languages))
 
 
 def plan_update(index: Sequence[Module], held: Iterable[Held]) -> Plan:

@@ -31,7 +31,7 @@ import aiohttp
 
 from updmirror.errors import ConfigError, FormatError
 from updmirror.eset import nup
-from updmirror.eset.modules import Module, Selection, database_version, modules, select
+from updmirror.eset.modules import Module, database_version, modules
 from updmirror.eset.trees import TREES
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
 from updmirror.upstream import (
@@ -47,7 +47,7 @@ from updmirror.upstream.backoff import BACKOFF_BASE
 from ._agents import user_agent
 from ._errors import SourceFailure, UpdateFailed
 from ._install import Destination, Installed
-from ._plan import module_key, plan_update
+from ._plan import module_key, modules_for, plan_update
 from ._sources import Source
 
 log = logging.getLogger("updmirror.client")
@@ -98,10 +98,6 @@ class Endpoint:
         root = "dll/update.ver" if tree.has_dll else "update.ver"
         vendor = [p for p in tree.index_paths("regular") if p.endswith("/" + root) or p == root]
         return (root, *vendor[:1])
-
-    def selection(self) -> Selection:
-        return Selection(platforms=(self.platform,),
-                         languages=(self.language,) if self.language is not None else ())
 
 
 class Progress(Protocol):
@@ -332,7 +328,7 @@ class _Run:
             found = modules(index, base + path, root_url=base, source=shown)
         except FormatError as exc:
             raise _GiveUp(source, "broken-index", str(exc)) from None
-        wanted = select(found, self.endpoint.selection())
+        wanted = modules_for(found, self.endpoint.platform, self.endpoint.language)
         if not wanted:
             raise _GiveUp(source, "broken-index", f"{shown}: lists no module for {self.endpoint.platform} "
                           f"({len(found)} module sections in all); not an index for this endpoint")
