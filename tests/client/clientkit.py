@@ -1,0 +1,186 @@
+"""Shared pieces of the client tests: vendor releases to serve, updates to run, DIR to inspect."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from updmirror.client import Client, Endpoint, Source, installed
+from updmirror.vendor.server import VendorServer
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+USER = "EAV-0123456789"
+PASSWORD = "Cl1ent-Pw-77"
+
+
+@dataclass(frozen=True)
+class Releases:
+    """One simulated vendor repository at two releases (each a vendor root of its own)."""
+
+    first: Path
+    second: Path
+    fingerprint: str
+
+    def serve(self, release: Path, password: str = PASSWORD, user: str | None = USER) -> VendorServer:
+        return VendorServer(release / "www", user, password).start()
+
+
+def endpoint(releases: Releases, tree: str = "ep11", platform: str = "x64", language: int | None = 1033,
+             **kw) -> Endpoint:
+    return Endpoint(tree, platform, language, pinned=(releases.fingerprint,), **kw)
+
+
+def source(where: str, user: str | None = USER, password: str | None = PASSWORD, **kw) -> Source:
+    return Source.parse(where, user=user, password=password, **kw)
+
+
+def update(dest: Path, sources, ep: Endpoint, progress=None, **client_kw):
+    """One update through a fresh Client with short timeouts; returns the UpdateResult."""
+    client_kw = {"connect_timeout": 2.0, "stall_timeout": 3.0, "retries": 1, "backoff_base": 0.01,
+                 **client_kw}
+
+    async def go():
+        async with Client(**client_kw) as client:
+            return await client.update(dest, sources, ep, progress=progress)
+
+    return asyncio.run(go())
+
+
+def state(dest: Path) -> tuple[int | None, frozenset[tuple[str, str]]]:
+    """What DIR holds, by content: the database version and (key, SHA-256) of every module file.
+
+    Also checks that DIR is whole: every file its record lists is there with its size.
+    """
+    now = installed(dest)
+    files = set()
+    for m in now.modules:
+        path = now.module_file(m.key)
+        data = path.read_bytes()
+        assert m.size is None or len(data) == m.size, f"{path}: {len(data)} bytes, record says {m.size}"
+        files.add((m.key, hashlib.sha256(data).hexdigest()))
+    return now.version, frozenset(files)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def copy_dir(src: Path, dst: Path) -> Path:
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "updmirror", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=SRC))
+
+
+class VendorProcess:
+    """`updmirror vendor serve` as a process of its own, so that a test can kill it."""
+
+    def __init__(self, root: Path, port: int, password: str = PASSWORD, faults: tuple[str, ...] = ()):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        args = [sys.executable, "-m", "updmirror", "vendor", "serve", "--root", str(root), "--listen",
+                f"127.0.0.1:{port}", "--user", USER, "--password", password]
+        for f in faults:
+            args += ["--fault", f]
+        self.proc = subprocess.Popen(args, env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def wait_ready(self, timeout: float = 20) -> VendorProcess:
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vendor serve exited {self.proc.returncode}: {self.proc.stdout.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("vendor serve did not listen in time")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def __enter__(self) -> VendorProcess:
+        return self.wait_ready()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+class Mirror:
+    """An updmirror synced from a vendor server and serving it (`updmirror serve`, a process)."""
+
+    def __init__(self, tmp: Path, vendor_url: str, fingerprint: str, trees: tuple[str, ...] = ("ep11", "v5")):
+        self.port = closed_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.config = tmp / "mirror.toml"
+        self.config.write_text(f"""
+[upstream]
+url = "{vendor_url}"
+username = "{USER}"
+password = "{PASSWORD}"
+retries = 1
+
+[mirror]
+root = "{tmp / 'store'}"
+trees = [{', '.join(f'"{t}"' for t in trees)}]
+channels = ["regular"]
+
+[verify]
+signing_keys = ["{fingerprint}"]
+
+[http]
+listen = ["127.0.0.1:{self.port}"]
+workers = 1
+default_tree = "{trees[0]}"
+""")
+        self.proc: subprocess.Popen | None = None
+
+    def sync(self) -> None:
+        done = cli("-q", "sync", "-c", str(self.config), timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def __enter__(self) -> Mirror:
+        self.sync()
+        self.proc = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", "serve", "-c", str(self.config)],
+                                     env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        until = time.monotonic() + 20
+        while time.monotonic() < until:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"updmirror serve exited: {self.proc.stderr.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("updmirror serve did not listen in time")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
