@@ -23,7 +23,7 @@ class SourceFailure:
 
     source: str       # as the user wrote it, never with credentials
     cause: str        # a key of CAUSES
-    message: str      # one line: what happened, with the URL or path
+    message: str      # one line: what happened, naming the source's URL or path
 
 
 class ClientError(UpdmirrorError):
@@ -39,7 +39,7 @@ class UpdateFailed(ClientError):
         self.dest = dest
         self.failures = list(failures)
         lines = [f"no source could update {dest}; it is unchanged."]
-        lines += [f"  {f.source}: {f.message}" for f in failures]
+        lines += [f"  {f.message}" for f in failures]
         lines.append(_advice(failures))
         super().__init__("\n".join(lines))
 

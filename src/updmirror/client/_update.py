@@ -182,7 +182,7 @@ class Client:
                     result = await run.from_source(source)
                 except _GiveUp as give_up:
                     failures.append(give_up.failure)
-                    log.warning("%s: %s; %s", source.shown, give_up.failure.message,
+                    log.warning("%s; %s", give_up.failure.message,
                                 "trying the next source" if source is not order[-1] else "no source left")
                     continue
                 result.failures = failures
@@ -265,8 +265,8 @@ class _Run:
         version = database_version(wanted)
         before = self.installed.version if self.comparable else None
         if before is not None and version is not None and version < before:
-            raise _GiveUp(source, "older-index", f"its index is version {version}, older than the "
-                          f"installed {before}; not installing it")
+            raise _GiveUp(source, "older-index", f"{source.shown}: its index is version {version}, "
+                          f"older than the installed {before}; not installing it")
         plan = plan_update(wanted, self.held)
         if not plan.changes:
             return self._result(source, "current", version)
@@ -318,7 +318,8 @@ class _Run:
             if not got.changed:
                 return None
             return path, got.body, got.validators
-        raise _GiveUp(source, "not-found", f"no index for {self.endpoint.tree}: " + "; ".join(missing))
+        raise _GiveUp(source, "not-found", f"{source.shown}: no index for {self.endpoint.tree} ("
+                      + "; ".join(missing) + ")")
 
     def _modules(self, source: Source, path: str, body: bytes) -> list[Module]:
         base = _SHARE_BASE if source.kind == "share" else source.url

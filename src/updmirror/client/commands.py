@@ -147,7 +147,7 @@ def _lcid(text: str) -> int:
 
 
 def _summary(r: UpdateResult) -> str:
-    skipped = "".join(f"\n  skipped {f.source}: {f.message}" for f in r.failures)
+    skipped = "".join(f"\n  skipped: {f.message}" for f in r.failures)
     if r.status == "current":
         return f"{r.dest}: up to date, database version {r.version} (checked at {r.source}){skipped}"
     got = f"{r.downloaded_files} files, {human_bytes(r.downloaded_bytes)} downloaded"
