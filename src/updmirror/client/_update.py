@@ -187,8 +187,9 @@ class Client:
                     continue
                 result.failures = failures
                 result.seconds = time.monotonic() - started
-                if result.status == "updated":
-                    await asyncio.to_thread(destination.clean, staging=True)
+                # Current or updated, nothing staged is needed any more (a killed
+                # update may have left some after its install).
+                await asyncio.to_thread(destination.clean, staging=True)
                 return result
         raise UpdateFailed(str(destination.root), failures)
 
