@@ -184,3 +184,25 @@ default_tree = "{trees[0]}"
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def product_mirror_layout(www: Path, index_path: str, folder: Path, mode: int | None = None) -> Path:
+    """`folder` laid out as a vendor product's own mirror: `dll/update.ver` (or `update.ver`)
+    at the root, module files beside it under bare names (`nod0001.nup`, ...), no [HOSTS]."""
+    from updmirror.eset.modules import is_module_section, modules
+    from updmirror.eset.updatever import UpdateVer
+
+    index = UpdateVer.parse((www / index_path).read_bytes())
+    index.remove_sections({"HOSTS"})
+    where = folder / ("dll" if index_path.endswith("dll/update.ver") else "")
+    where.mkdir(parents=True, exist_ok=True)
+    paths = {m.section: m.path for m in modules(index, "http://v/" + index_path)}
+    for n, section in enumerate(s for s in index.sections if is_module_section(s)):
+        name = f"nod{n:04X}.nup"
+        shutil.copyfile(www / paths[section.name].lstrip("/"), where / name)
+        section.set("file", name)
+    (where / "update.ver").write_bytes(index.to_bytes())
+    if mode is not None:
+        for p in [folder, *folder.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else mode)
+    return folder
