@@ -67,3 +67,14 @@ def test_the_help_documents_the_sources_syntax_and_the_exit_codes():
     assert done.returncode == 0
     for text in ("exit codes:", "0 ", "1 ", "2 ", "3 ", "equal priority", r"\\server\share"):
         assert text in done.stdout
+
+
+def test_a_folder_that_cannot_be_written_is_exit_3(releases, tmp_path):
+    dest = tmp_path / "av"
+    dest.mkdir()
+    (dest / "versions").write_text("not a folder")     # so that installing cannot create it
+    with releases.serve(releases.second) as vendor:
+        done = cli(*args(releases, dest, vendor.url, extra=("--user", USER, "--password-file", "-")),
+                   stdin=PASSWORD)
+    assert done.returncode == 3, done.stderr
+    assert "cannot write" in done.stderr and "Traceback" not in done.stderr

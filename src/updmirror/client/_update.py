@@ -45,7 +45,7 @@ from updmirror.upstream import (
 from updmirror.upstream.backoff import BACKOFF_BASE
 
 from ._agents import user_agent
-from ._errors import SourceFailure, UpdateFailed
+from ._errors import DestinationError, SourceFailure, UpdateFailed
 from ._install import Destination, Installed
 from ._plan import module_key, modules_for, plan_update
 from ._sources import Source
@@ -173,24 +173,33 @@ class Client:
             raise ConfigError("no source to update from")
         destination = Destination(dest)
         with destination.lock():
-            await asyncio.to_thread(destination.clean, staging=False)
-            installed = destination.installed()
-            run = _Run(self, destination, endpoint, installed, progress)
-            failures: list[SourceFailure] = []
-            for source in order:
-                try:
-                    result = await run.from_source(source)
-                except _GiveUp as give_up:
-                    failures.append(give_up.failure)
-                    log.warning("%s; %s", give_up.failure.message,
-                                "trying the next source" if source is not order[-1] else "no source left")
-                    continue
-                result.failures = failures
-                result.seconds = time.monotonic() - started
-                # Current or updated, nothing staged is needed any more (a killed
-                # update may have left some after its install).
-                await asyncio.to_thread(destination.clean, staging=True)
-                return result
+            try:
+                return await self._update(destination, order, endpoint, progress, started)
+            except OSError as exc:
+                # The fetchers turn every network and source failure into an UpstreamError:
+                # what is left is the folder's own disk (full, read-only, permissions).
+                raise DestinationError(f"{destination.root}: cannot write ({exc.strerror or exc}); "
+                                       "check the folder's disk and permissions") from None
+
+    async def _update(self, destination: Destination, order: list[Source], endpoint: Endpoint,
+                      progress: Progress | None, started: float) -> UpdateResult:
+        await asyncio.to_thread(destination.clean, staging=False)
+        run = _Run(self, destination, endpoint, destination.installed(), progress)
+        failures: list[SourceFailure] = []
+        for source in order:
+            try:
+                result = await run.from_source(source)
+            except _GiveUp as give_up:
+                failures.append(give_up.failure)
+                log.warning("%s; %s", give_up.failure.message,
+                            "trying the next source" if source is not order[-1] else "no source left")
+                continue
+            result.failures = failures
+            result.seconds = time.monotonic() - started
+            # Current or updated, nothing staged is needed any more (a killed
+            # update may have left some after its install).
+            await asyncio.to_thread(destination.clean, staging=True)
+            return result
         raise UpdateFailed(str(destination.root), failures)
 
     async def close(self) -> None:
