@@ -7,10 +7,10 @@ What one simulated client does (bench/serve_load.py): it opens a connection,
 asks for `/dll/update.ver` with a real User-Agent (half ep11 endpoint
 agents, half v16 home agents; three in four x64, one in four x86), parses
 the index, and downloads over the same keep-alive connection the files a
-client of its platform (language 1033) needs after the release: the files
-its release-2 index lists that its release-1 index did not (6 files,
-2.6-3.6 MB, for ep11; 11 files, 1.1-1.6 MB, for v16), checks each status
-and length, and closes. All C clients start at the same moment; one run
+client of its platform (language 1033) needs after the release: what the
+reference client's plan downloads when it was current at release 1 (the
+chain of deltas from the builds it holds: 3 files, 1.5-2.3 MB, for ep11;
+6 files, 0.2-0.3 MB, for v16), checks each status and length, and closes. All C clients start at the same moment; one run
 ends when every client is done (or at the time cap, whose stragglers count
 as errors). Small storms are repeated back to back by each client
 (`--min-updates`, default 4,000 updates per run: 10 rounds at C=400, 2 at
