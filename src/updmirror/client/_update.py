@@ -22,7 +22,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -58,6 +59,8 @@ MAX_FILE_BYTES = 1 << 30
 #: file's place in the share is all that matters (a share's index cannot send us elsewhere).
 _SHARE_BASE = "file:///share/"
 PLATFORMS = ("x86", "x64", "arm64")
+#: How many parsed indexes a Client keeps (a few trees x platforms x languages).
+PARSED_INDEXES = 16
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,9 @@ class Client:
         self.rng = rng or random.Random()
         self._connector: aiohttp.TCPConnector | None = None
         self._fetchers: dict[tuple, Upstream] = {}
+        #: The modules of recent indexes by (bytes, where, platform, language): thousands of
+        #: endpoints of one tree read the same index, and parsing it is most of an update's CPU.
+        self._parsed: OrderedDict[tuple, list[Module]] = OrderedDict()
 
     async def update(self, dest: str | Path, sources: Sequence[Source | Sequence[Source]],
                      endpoint: Endpoint, *, progress: Progress | None = None) -> UpdateResult:
@@ -223,6 +229,17 @@ class Client:
             self.rng.shuffle(group)
             out += group
         return out
+
+    def wanted(self, key: tuple, parse: Callable[[], list[Module]]) -> list[Module]:
+        """`parse()`, or its result for the same `key` a moment ago (a pure function of the key)."""
+        found = self._parsed.get(key)
+        if found is None:
+            found = self._parsed[key] = parse()
+            while len(self._parsed) > PARSED_INDEXES:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        return found
 
     def fetcher(self, source: Source, agent: str) -> Upstream:
         """The fetcher for `source`, made on first use (inside the running event loop)."""
@@ -334,16 +351,21 @@ class _Run:
     def _modules(self, source: Source, path: str, body: bytes) -> list[Module]:
         base = _SHARE_BASE if source.kind == "share" else source.url
         shown = f"{source.shown} {path}"
-        try:
-            index = UpdateVer.parse(body, shown)
-            found = modules(index, base + path, root_url=base, source=shown)
-        except FormatError as exc:
-            raise _GiveUp(source, "broken-index", str(exc)) from None
-        wanted = modules_for(found, self.endpoint.platform, self.endpoint.language)
-        if not wanted:
-            raise _GiveUp(source, "broken-index", f"{shown}: lists no module for {self.endpoint.platform} "
-                          f"({len(found)} module sections in all); not an index for this endpoint")
-        return wanted
+        e = self.endpoint
+
+        def parse() -> list[Module]:
+            try:
+                index = UpdateVer.parse(body, shown)
+                found = modules(index, base + path, root_url=base, source=shown)
+            except FormatError as exc:
+                raise _GiveUp(source, "broken-index", str(exc)) from None
+            wanted = modules_for(found, e.platform, e.language)
+            if not wanted:
+                raise _GiveUp(source, "broken-index", f"{shown}: lists no module for {e.platform} "
+                              f"({len(found)} module sections in all); not an index for this endpoint")
+            return wanted
+
+        return self.client.wanted((body, source.shown, base, path, e.platform, e.language), parse)
 
     async def _download(self, fetcher: Upstream, source: Source, m: Module, key: str,
                         result: UpdateResult) -> Path:
