@@ -89,6 +89,20 @@ def cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subproces
                           text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=SRC))
 
 
+def wait_listening(proc: subprocess.Popen, port: int, what: str, timeout: float = 20) -> None:
+    """Until `proc` accepts connections on `port` (bounded); its output if it exits instead."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{what} did not listen on port {port} within {timeout:g} s")
+
+
 class VendorProcess:
     """`updmirror vendor serve` as a process of its own, so that a test can kill it."""
 
@@ -102,17 +116,9 @@ class VendorProcess:
         self.proc = subprocess.Popen(args, env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
 
-    def wait_ready(self, timeout: float = 20) -> VendorProcess:
-        until = time.monotonic() + timeout
-        while time.monotonic() < until:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"vendor serve exited {self.proc.returncode}: {self.proc.stdout.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("vendor serve did not listen in time")
+    def wait_ready(self) -> VendorProcess:
+        wait_listening(self.proc, self.port, "vendor serve")
+        return self
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -163,18 +169,10 @@ default_tree = "{trees[0]}"
     def __enter__(self) -> Mirror:
         self.sync()
         self.proc = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", "serve", "-c", str(self.config)],
-                                     env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        until = time.monotonic() + 20
-        while time.monotonic() < until:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"updmirror serve exited: {self.proc.stderr.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("updmirror serve did not listen in time")
+                                     env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        wait_listening(self.proc, self.port, "updmirror serve")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.proc and self.proc.poll() is None:

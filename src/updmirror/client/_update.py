@@ -162,7 +162,7 @@ class Client:
         self._fetchers: dict[tuple, Upstream] = {}
         #: The modules of recent indexes by (bytes, where, platform, language): thousands of
         #: endpoints of one tree read the same index, and parsing it is most of an update's CPU.
-        self._parsed: OrderedDict[tuple, list[Module]] = OrderedDict()
+        self._parsed: OrderedDict[tuple, tuple[bytes, list[Module]]] = OrderedDict()
 
     async def update(self, dest: str | Path, sources: Sequence[Source | Sequence[Source]],
                      endpoint: Endpoint, *, progress: Progress | None = None) -> UpdateResult:
@@ -230,11 +230,14 @@ class Client:
             out += group
         return out
 
-    def wanted(self, key: tuple, parse: Callable[[], list[Module]]) -> list[Module]:
-        """`parse()`, or its result for the same `key` a moment ago (a pure function of the key)."""
+    def wanted(self, body: bytes, where: tuple, parse: Callable[[], list[Module]]) -> tuple[bytes, list[Module]]:
+        """(body, `parse()`), or both as they were for the same body and `where` a moment ago
+        (a pure function of them). The body returned is the one kept: endpoints that read
+        the same index hold one copy of it between them, not one each."""
+        key = (body, *where)
         found = self._parsed.get(key)
         if found is None:
-            found = self._parsed[key] = parse()
+            found = self._parsed[key] = (body, parse())
             while len(self._parsed) > PARSED_INDEXES:
                 self._parsed.popitem(last=False)
         else:
@@ -288,7 +291,7 @@ class _Run:
         if found is None:
             return self._result(source, "current", self.installed.version)
         path, body, validators = found
-        wanted = self._modules(source, path, body)
+        body, wanted = self._modules(source, path, body)
         version = database_version(wanted)
         before = self.installed.version if self.comparable else None
         if before is not None and version is not None and version < before:
@@ -348,7 +351,7 @@ class _Run:
         raise _GiveUp(source, "not-found", f"{source.shown}: no index for {self.endpoint.tree} ("
                       + "; ".join(missing) + ")")
 
-    def _modules(self, source: Source, path: str, body: bytes) -> list[Module]:
+    def _modules(self, source: Source, path: str, body: bytes) -> tuple[bytes, list[Module]]:
         base = _SHARE_BASE if source.kind == "share" else source.url
         shown = f"{source.shown} {path}"
         e = self.endpoint
@@ -365,7 +368,7 @@ class _Run:
                               f"({len(found)} module sections in all); not an index for this endpoint")
             return wanted
 
-        return self.client.wanted((body, source.shown, base, path, e.platform, e.language), parse)
+        return self.client.wanted(body, (source.shown, base, path, e.platform, e.language), parse)
 
     async def _download(self, fetcher: Upstream, source: Source, m: Module, key: str,
                         result: UpdateResult) -> Path:
