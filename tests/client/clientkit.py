@@ -204,3 +204,36 @@ def product_mirror_layout(www: Path, index_path: str, folder: Path, mode: int | 
         for p in [folder, *folder.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else mode)
     return folder
+
+
+class RunningUpdate:
+    """A client process in the middle of an update of `dest` (from a source dripping its files),
+    for as long as the `with` block lasts."""
+
+    def __init__(self, releases: Releases, dest: Path, tmp: Path):
+        self.dest = dest
+        self.vendor = VendorProcess(releases.second, closed_port(), faults=("slow:2000@*.nup",))
+        (tmp / "running-pw").write_text(PASSWORD)
+        self.args = ["client", "update", "--source", self.vendor.url, "--tree", "ep11", "--dest", str(dest),
+                     "--user", USER, "--password-file", str(tmp / "running-pw"),
+                     "--signing-key", releases.fingerprint]
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> RunningUpdate:
+        self.vendor.wait_ready()
+        self.proc = subprocess.Popen([sys.executable, "-m", "updmirror", *self.args],
+                                     env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        lock = self.dest / ".lock"
+        until = time.monotonic() + 30
+        while not (lock.exists() and lock.read_text().strip() == str(self.proc.pid)):
+            if time.monotonic() > until or self.proc.poll() is not None:
+                raise AssertionError("the first update did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.vendor.kill()

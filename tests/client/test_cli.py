@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from clientkit import PASSWORD, USER, cli, closed_port
-
-from updmirror.client._install import Destination
+from clientkit import PASSWORD, USER, RunningUpdate, cli, closed_port
 
 
 def args(releases, dest, *sources, extra=()):
@@ -57,9 +55,9 @@ def test_bad_command_lines_are_exit_2_with_one_line(releases, tmp_path):
 
 def test_a_folder_another_update_holds_is_exit_3(releases, tmp_path):
     dest = tmp_path / "av"
-    with Destination(dest).lock():
+    with RunningUpdate(releases, dest, tmp_path) as first:
         done = cli(*args(releases, dest, "http://127.0.0.1:9"))
-    assert done.returncode == 3 and "another update" in done.stderr
+    assert done.returncode == 3 and f"another update (pid {first.proc.pid})" in done.stderr
 
 
 def test_the_help_documents_the_sources_syntax_and_the_exit_codes():

@@ -11,10 +11,9 @@ import time
 from collections import Counter
 
 import pytest
-from clientkit import PASSWORD, SRC, USER, copy_dir, endpoint, source, state, update
+from clientkit import PASSWORD, SRC, USER, RunningUpdate, copy_dir, endpoint, source, state, update
 
 from updmirror.client import DestinationError, installed
-from updmirror.client._install import Destination
 
 #: Kills at random moments, and kills aimed at the steps of the install itself: while the
 #: new version is being built, once it is complete (around the pointer swap), and once the
@@ -134,10 +133,6 @@ def test_an_update_resumes_with_what_a_killed_one_had_verified(releases, tmp_pat
 
 def test_one_update_at_a_time_runs_on_a_folder(releases, tmp_path):
     dest = tmp_path / "av"
-    with Destination(dest).lock():
-        try:
+    with RunningUpdate(releases, dest, tmp_path) as first:
+        with pytest.raises(DestinationError, match=f"another update \\(pid {first.proc.pid}\\)"):
             update(dest, [source("http://127.0.0.1:9")], endpoint(releases))
-        except DestinationError as exc:
-            assert f"pid {os.getpid()}" in str(exc) and "another update" in str(exc)
-        else:
-            raise AssertionError("a second update ran on a locked folder")

@@ -13,7 +13,7 @@ may change freely. `updmirror client update` is the same on the command line.
 
 from ._agents import user_agent
 from ._errors import CAUSES, ClientError, DestinationError, SourceFailure, UpdateFailed
-from ._install import Installed, installed_files
+from ._install import Installed
 from ._plan import Held, Plan, modules_for, plan_update
 from ._sources import Source
 from ._update import Client, Endpoint, Progress, UpdateResult
@@ -27,7 +27,7 @@ def installed(dest) -> Installed:
 
 __all__ = [
     "Client", "Endpoint", "Source", "UpdateResult", "Progress",
-    "installed", "installed_files", "Installed", "Held",
+    "installed", "Installed", "Held",
     "plan_update", "modules_for", "Plan", "user_agent",
     "ClientError", "UpdateFailed", "DestinationError", "SourceFailure", "CAUSES",
 ]

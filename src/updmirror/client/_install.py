@@ -195,12 +195,6 @@ class Destination:
             return []
 
 
-def installed_files(dest: str | os.PathLike[str]) -> dict[str, Path]:
-    """The module files DIR holds now, by key (for tests and tools that inspect DIR)."""
-    now = Destination(dest).installed()
-    return {m.key: now.module_file(m.key) for m in now.modules}
-
-
 def _write(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)

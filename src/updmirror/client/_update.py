@@ -143,15 +143,20 @@ class Client:
     """Updates folders from sources; one per process is enough for thousands of endpoints.
 
     Every update made through it shares one HTTP connection pool (at most
-    `max_connections` at a time) and one fetcher per source and User-Agent:
-    an endpoint costs its plan and a task, not a session or a thread.
+    `max_connections` at a time) and one fetcher per source and User-Agent;
+    at most `max_updates` run at once, the others wait their turn: an endpoint
+    costs a task, not a session or a thread, and memory does not grow with
+    the number of endpoints started together.
     Use as an async context manager, inside the event loop that runs the updates.
     """
 
-    def __init__(self, *, max_connections: int = 32, connect_timeout: float = 10.0,
+    def __init__(self, *, max_connections: int = 32, max_updates: int = 256, connect_timeout: float = 10.0,
                  stall_timeout: float = 30.0, min_speed: int = 1024, retries: int = 1,
                  backoff_base: float = BACKOFF_BASE, rng: random.Random | None = None):
         self.max_connections = max_connections
+        # Updates beyond this wait before they read their folder: memory stays that of
+        # `max_updates` updates in flight however many endpoints the caller starts at once.
+        self._running = asyncio.Semaphore(max_updates)
         self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout
         self.min_speed = min_speed
@@ -173,19 +178,20 @@ class Client:
         cannot be used or another update runs on it; ConfigError for a bad
         endpoint or no source.
         """
-        started = time.monotonic()
         order = self._order(sources)
         if not order:
             raise ConfigError("no source to update from")
         destination = Destination(dest)
-        with destination.lock():
-            try:
-                return await self._update(destination, order, endpoint, progress, started)
-            except OSError as exc:
-                # The fetchers turn every network and source failure into an UpstreamError:
-                # what is left is the folder's own disk (full, read-only, permissions).
-                raise DestinationError(f"{destination.root}: cannot write ({exc.strerror or exc}); "
-                                       "check the folder's disk and permissions") from None
+        async with self._running:
+            started = time.monotonic()
+            with destination.lock():
+                try:
+                    return await self._update(destination, order, endpoint, progress, started)
+                except OSError as exc:
+                    # The fetchers turn every network and source failure into an UpstreamError:
+                    # what is left is the folder's own disk (full, read-only, permissions).
+                    raise DestinationError(f"{destination.root}: cannot write ({exc.strerror or exc}); "
+                                           "check the folder's disk and permissions") from None
 
     async def _update(self, destination: Destination, order: list[Source], endpoint: Endpoint,
                       progress: Progress | None, started: float) -> UpdateResult:
