@@ -18,10 +18,11 @@ JSON line of results. Two jobs:
   its index with its User-Agent, finds in it the files it needs, fetches
   them over the same keep-alive connection (reconnecting when the server
   closes, as http.server does), checks each status and length, and closes.
-  The index is parsed with the project's own parser and the reference
-  client's `needed()` once per distinct index content (memoised by its
-  bytes), so the generator's CPU goes to HTTP, not to re-parsing the same
-  50 KB ten thousand times.
+  The index is parsed with the project's own parser, and the files chosen
+  by the reference client's own plan (from what it held at the release-1
+  index), once per distinct index content (memoised by its bytes), so the
+  generator's CPU goes to HTTP, not to re-parsing the same 50 KB ten
+  thousand times.
 - idle: `clients` connections each make one request, then stay open and
   idle until "close" arrives on stdin.
 """
@@ -165,7 +166,6 @@ class Generator:
         self.sources = job["sources"]
         self.next_source = 0
         self.memo: dict[bytes, list[tuple[str, int]]] = {}
-        self.old = {tree: set(paths) for tree, paths in job.get("old_paths", {}).items()}
         self.times: list[float] = []
         self.errors: dict[str, int] = {}
         self.bytes = 0
@@ -194,13 +194,9 @@ class Generator:
         key = (tree, platform, body)
         hit = self.memo.get(key)
         if hit is None:
-            from updmirror.client.update import needed
-            from updmirror.eset.modules import modules
-            from updmirror.eset.updatever import UpdateVer
-            url = "http://mirror/" + index_path
-            mods = needed(modules(UpdateVer.parse(body, index_path), url), platform, 1033)
-            old = self.old.get(tree, set())
-            hit = self.memo[key] = [(m.path, m.size or 0) for m in mods if m.path not in old]
+            from serve_snapshot import client_downloads
+            old = Path(self.job["old_root"], index_path).read_bytes()
+            hit = self.memo[key] = client_downloads(body, old, index_path, platform, 1033)
         return hit
 
     async def update(self, client: dict) -> None:

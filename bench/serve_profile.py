@@ -26,7 +26,7 @@ from pathlib import Path
 from common import process_tree
 from serve_load import Children, sources
 from serve_snapshot import AGENTS, SERVE_WORK, ours, raise_open_files, snapshot
-from serve_storm import client_plan, old_paths
+from serve_storm import client_plan
 from serve_wrk import WRK, pick_files
 
 
@@ -81,9 +81,8 @@ def main() -> int:
         workers = [p for p in process_tree(server.pid) if p != server.pid] or [server.pid]
         if args.load == "storm":
             plan = client_plan(snap, args.clients, True)
-            olds = old_paths(snap)
             jobs = [{"kind": "storm", "port": server.port, "sources": sources(4), "cap": 180, "rounds": 1,
-                     "clients": plan[k::2], "old_paths": olds, "tree_root": str(snap.tree)} for k in range(2)]
+                     "clients": plan[k::2], "old_root": str(snap.old_indexes), "tree_root": str(snap.tree)} for k in range(2)]
             load = Children(jobs)
             load.ready()
             load.say("go")

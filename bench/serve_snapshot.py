@@ -35,7 +35,7 @@ use_repo_sources()
 
 from sync_vendor import cached_vendor, fingerprint, legacy_key_id, vendor_server, write_mirror_config  # noqa: E402
 
-from updmirror.client.update import USER_AGENTS, needed  # noqa: E402
+from updmirror.client import modules_for, plan_update, user_agent  # noqa: E402
 from updmirror.eset.modules import modules  # noqa: E402
 from updmirror.eset.trees import TREES  # noqa: E402
 from updmirror.eset.updatever import UpdateVer  # noqa: E402
@@ -134,19 +134,25 @@ def snapshot() -> Snapshot:
     return Snapshot(store, (store / "current" / "tree").resolve(), old)
 
 
-def new_files(snap: Snapshot, tree: str, platform: str, language: int | None = 1033) -> list[tuple[str, int]]:
-    """(path, size) of what a `platform` client of `tree`, current at release 1, downloads now.
+def client_downloads(new_index: bytes, old_index: bytes, index_path: str, platform: str,
+                     language: int | None = 1033) -> list[tuple[str, int]]:
+    """(path, size) of what the reference client of `platform`, current at the old index, downloads
+    when the new one comes out: its own plan (the full module or the chain of deltas from the
+    build it holds, client/_plan.py), not merely every file the new index added."""
+    url = "http://mirror/" + index_path
 
-    The files its release-2 index lists for its platform and language that its
-    release-1 index did not list (new delta levels, continuous deltas, new full
-    modules): computed with the reference client's own `needed()` selection.
-    """
+    def wanted(body: bytes):
+        return modules_for(modules(UpdateVer.parse(body, index_path), url), platform, language)
+
+    held = plan_update(wanted(old_index), []).installed()
+    return [(m.path, m.size or 0) for m in plan_update(wanted(new_index), held).download]
+
+
+def new_files(snap: Snapshot, tree: str, platform: str, language: int | None = 1033) -> list[tuple[str, int]]:
+    """(path, size) of what a `platform` client of `tree`, current at release 1, downloads now."""
     p = snap.index_path(tree)
-    url = "http://mirror/" + p
-    now = needed(modules(UpdateVer.parse((snap.tree / p).read_bytes(), p), url), platform, language)
-    before = {m.path for m in needed(modules(UpdateVer.parse((snap.old_indexes / p).read_bytes(), p), url),
-                                     platform, language)}
-    return [(m.path, m.size or 0) for m in now if m.path not in before]
+    return client_downloads((snap.tree / p).read_bytes(), (snap.old_indexes / p).read_bytes(), p,
+                            platform, language)
 
 
 # -- the servers -----------------------------------------------------------------------
@@ -213,4 +219,4 @@ def servers(snap: Snapshot, log_dir: Path, names: list[str]) -> dict[str, tuple]
     return {n: table[n] for n in names}
 
 
-AGENTS = {t: USER_AGENTS[t] for t in ("ep11", "v16")}
+AGENTS = {t: user_agent(t) for t in ("ep11", "v16")}

@@ -7,10 +7,10 @@ What one simulated client does (bench/serve_load.py): it opens a connection,
 asks for `/dll/update.ver` with a real User-Agent (half ep11 endpoint
 agents, half v16 home agents; three in four x64, one in four x86), parses
 the index, and downloads over the same keep-alive connection the files a
-client of its platform (language 1033) needs after the release: the files
-its release-2 index lists that its release-1 index did not (6 files,
-2.6-3.6 MB, for ep11; 11 files, 1.1-1.6 MB, for v16), checks each status
-and length, and closes. All C clients start at the same moment; one run
+client of its platform (language 1033) needs after the release: what the
+reference client's plan downloads when it was current at release 1 (the
+chain of deltas from the builds it holds: 3 files, 1.5-2.3 MB, for ep11;
+6 files, 0.2-0.3 MB, for v16), checks each status and length, and closes. All C clients start at the same moment; one run
 ends when every client is done (or at the time cap, whose stragglers count
 as errors). Small storms are repeated back to back by each client
 (`--min-updates`, default 4,000 updates per run: 10 rounds at C=400, 2 at
@@ -58,24 +58,12 @@ def client_plan(snap, count: int, routed: bool) -> list[dict]:
     return out
 
 
-def old_paths(snap) -> dict[str, list[str]]:
-    from updmirror.eset.modules import modules
-    from updmirror.eset.updatever import UpdateVer
-    out = {}
-    for tree in ("ep11", "v16"):
-        p = snap.index_path(tree)
-        out[tree] = [m.path for m in modules(UpdateVer.parse((snap.old_indexes / p).read_bytes(), p),
-                                             "http://mirror/" + p)]
-    return out
-
-
 def one_storm(snap, make, routed: bool, clients: int, procs: int, cap: float, nsources: int,
               rounds: int) -> dict:
     plan = client_plan(snap, clients, routed)
-    olds = old_paths(snap)
     with make() as server:
         jobs = [{"kind": "storm", "port": server.port, "sources": sources(nsources), "cap": cap, "rounds": rounds,
-                 "clients": plan[k::procs], "old_paths": olds, "tree_root": str(snap.tree)}
+                 "clients": plan[k::procs], "old_root": str(snap.old_indexes), "tree_root": str(snap.tree)}
                 for k in range(procs)]
         with Children(jobs) as children:
             children.ready()

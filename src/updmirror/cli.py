@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "updmirror.sync.commands",      # sync
     "updmirror.serve.commands",     # serve, run, status, passwd
     "updmirror.vendor.commands",    # vendor generate|publish|serve
+    "updmirror.client.commands",    # client update|status
     "updmirror.demo",               # demo
 )
 
@@ -51,6 +52,11 @@ def setup_logging(debug: bool, quiet: bool) -> None:
                         datefmt="%Y-%m-%dT%H:%M:%S")
     # Library chatter (aiohttp's access log is ours to write) stays quiet.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # smbprotocol logs every SMB message at INFO and a closed connection as an
+    # exception; the SMB fetcher reports what matters in its own errors.
+    if not debug:
+        logging.getLogger("smbprotocol").setLevel(logging.CRITICAL)
+        logging.getLogger("spnego").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

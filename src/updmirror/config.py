@@ -9,13 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from updmirror.errors import ConfigError
-from updmirror.eset.trees import CHANNELS, TREES, user_agent
+from updmirror.eset.trees import CHANNELS, TREES
+from updmirror.upstream.settings import LAYOUTS, UpstreamConfig
 
 DEFAULT_PORT = 2221
 VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
@@ -27,30 +28,6 @@ UNVERIFIABLE_POLICIES = ("accept", "refuse")
 DEFAULT_MAX_FILE_SIZE = 1 << 30
 PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                     "::1/128", "fc00::/7")
-#: For requests of no tree in particular; an index is asked for with its own tree's agent.
-DEFAULT_USER_AGENT = user_agent("ep11", mirror=True)
-#: Where the upstream keeps its indexes: found out per sync, or forced.
-LAYOUTS = ("auto", "vendor", "product-mirror")
-
-
-@dataclass(frozen=True)
-class UpstreamConfig:
-    url: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    #: None: each index is asked for with the User-Agent of its tree's product.
-    user_agent: str | None = None
-    proxy: str | None = None
-    connect_timeout: float = 15.0
-    #: A connection that delivers nothing for this long is given up.
-    stall_timeout: float = 30.0
-    #: ... and one slower than this (bytes/s, averaged over stall_timeout).
-    min_speed: int = 1024
-    parallel: int = 8
-    retries: int = 4
-    allowed_hosts: tuple[str, ...] = ()
-    #: "vendor": eset_upd/<tree>/...; "product-mirror": update.ver / dll/update.ver at the URL.
-    layout: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,9 @@ from updmirror.errors import UpdmirrorError
 VENDOR_USER = "EAV-0123456789"
 VENDOR_PASSWORD = "Demo-Pass1"   # the simulated vendor's licence; a real one lives in password_file
 TREES = ("ep11", "v16", "v5")
-CLIENTS = (   # (tree, platform, language, dll)
-    ("ep11", "x64", 1033, True), ("ep11", "x64", 1049, True), ("ep11", "x86", 1033, True),
-    ("ep11", "arm64", 1031, True), ("v16", "x64", 1033, True), ("v16", "x86", 1058, True),
-    ("v5", "x86", 1033, False), ("v5", "x64", 1049, False),
+CLIENTS = (   # (tree, platform, language): v5 asks for /update.ver, the others for /dll/update.ver
+    ("ep11", "x64", 1033), ("ep11", "x64", 1049), ("ep11", "x86", 1033), ("ep11", "arm64", 1031),
+    ("v16", "x64", 1033), ("v16", "x86", 1058), ("v5", "x86", 1033), ("v5", "x64", 1049),
 )
 
 
@@ -87,7 +86,7 @@ class Demo:
             self._start_mirror()
             base = f"http://127.0.0.1:{self.port}"
             self.say(f"mirror serving on {base} (status page: {base}/status)")
-            versions = await self._clients(base, state, "clients update from the mirror")
+            versions = await self._clients(base, state.fingerprint, legacy, "clients update from the mirror")
 
             from updmirror.vendor.publish import publish
             self.say("the vendor releases a new build")
@@ -96,7 +95,7 @@ class Demo:
             report = await self._sync(cfg, "second sync: only what the release changed")
             await self._sync(cfg, "third sync: nothing changed upstream (one request per index)")
             await asyncio.sleep(1.5)   # the server notices the new snapshot within a second
-            after = await self._clients(base, state, "clients update again")
+            after = await self._clients(base, state.fingerprint, legacy, "clients update again")
             newer = sum(1 for k in after if (after[k] or 0) > (versions.get(k) or 0))
             self.say(f"{newer} of {len(after)} clients got a newer version; the mirror fetched "
                      f"{report.files_fetched} new files, not the whole repository")
@@ -169,39 +168,55 @@ workers = 1
             except subprocess.TimeoutExpired:
                 self.mirror.kill()
 
-    async def _clients(self, base: str, state, title: str) -> dict[str, int | None]:
-        import aiohttp
+    async def _clients(self, base: str, fingerprint: str, legacy_key_id: str,
+                       title: str) -> dict[str, int | None]:
         from rich.table import Table
 
-        from updmirror.client.update import USER_AGENTS, update_once
+        from updmirror.client import Client, Endpoint, Source, UpdateFailed
 
         self.say(title)
-        async with aiohttp.ClientSession() as session:
-            results = await asyncio.gather(*(
-                update_once(session, base, user_agent=USER_AGENTS[tree], platform=platform,
-                            language=lang, dll=dll, pinned=[state.fingerprint],
-                            legacy_key_ids=[state.other_fingerprint[-16:]])
-                for tree, platform, lang, dll in CLIENTS))
-        table = Table("client (tree platform LCID)", "asks for", "version", "files", "bytes", "result")
+        source = Source.parse(base)
+        endpoints = [Endpoint(tree, platform, lang, pinned=(fingerprint,),
+                              legacy_key_ids=(legacy_key_id,)) for tree, platform, lang in CLIENTS]
+
+        async def one(e: Endpoint):
+            try:
+                return await client.update(self._client_dir(e), [source], e)
+            except UpdateFailed as exc:
+                return exc
+
+        async with Client() as client:
+            results = await asyncio.gather(*(one(e) for e in endpoints))
+        table = Table("client", "asks for", "version", "downloaded", "kept", "result")
         versions = {}
-        for (tree, platform, lang, dll), r in zip(CLIENTS, results, strict=True):
-            key = f"{tree} {platform} {lang}"
+        for e, r in zip(endpoints, results, strict=True):
+            key = f"{e.tree} {e.platform} {e.language}"
+            if isinstance(r, UpdateFailed):
+                table.add_row(key, "/" + e.index_paths[0], "-", "-", "-", f"[red]{r.failures[0].message}[/]")
+                continue
             versions[key] = r.version
-            table.add_row(key, "/dll/update.ver" if dll else "/update.ver", str(r.version), str(r.files),
-                          f"{r.bytes:,}", _result(r))
+            table.add_row(key, "/" + e.index_paths[0], str(r.version),
+                          f"{r.downloaded_files} ({r.downloaded_bytes:,} B)", str(r.kept_files),
+                          _result(r))
         self.console.print(table)
-        failed = [r for r in results if not r.ok]
+        done = [r for r in results if not isinstance(r, UpdateFailed)]
+        self.console.print(f"  {sum(r.downloaded_files for r in done)} files "
+                           f"({sum(r.downloaded_bytes for r in done):,} bytes) downloaded in all; each client "
+                           f"installs into its own folder under {self.dir / 'clients'}")
+        failed = [r for r in results if isinstance(r, UpdateFailed)]
         if failed:
-            raise UpdmirrorError(f"{len(failed)} client(s) failed: {failed[0].errors[0]}")
+            raise UpdmirrorError(f"{len(failed)} client(s) failed: {failed[0]}")
         return versions
+
+    def _client_dir(self, e) -> Path:
+        return self.dir / "clients" / f"{e.tree}-{e.platform}-{e.language}"
 
 
 def _result(r) -> str:
-    if not r.ok:
-        return f"[red]{r.errors[0]}[/]"
-    if r.unchecked:
-        return f"[green]verified[/], [yellow]{r.unchecked} legacy DSA-only not checked[/]"
-    return "[green]verified[/]"
+    done = "[green]installed[/]" if r.status == "updated" else "up to date"
+    if r.unchecked_files:
+        done += f", [yellow]{r.unchecked_files} legacy DSA-only not signature-checked[/]"
+    return done
 
 
 def _free_port(wanted: int) -> int:

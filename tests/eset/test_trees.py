@@ -53,7 +53,8 @@ def test_each_trees_user_agent_routes_back_to_it(tree):
 
 
 def test_the_client_and_the_mirror_take_the_agent_from_one_table():
-    from updmirror.client.update import USER_AGENTS
-    from updmirror.config import DEFAULT_USER_AGENT
+    from updmirror.client import Endpoint
+    from updmirror.upstream.settings import DEFAULT_USER_AGENT
 
-    assert USER_AGENTS["v16"] == user_agent("v16") and DEFAULT_USER_AGENT == user_agent("ep11", mirror=True)
+    assert Endpoint("v16", "x86", pinned=("0" * 40,)).agent == user_agent("v16", "x86")
+    assert DEFAULT_USER_AGENT == user_agent("ep11", mirror=True)

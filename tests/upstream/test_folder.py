@@ -5,8 +5,14 @@ import os
 
 import pytest
 
-from updmirror.config import UpstreamConfig
-from updmirror.upstream import FolderUpstream, NotFoundError, TooLargeError, UpstreamError, open_upstream
+from updmirror.upstream import (
+    FolderUpstream,
+    NotFoundError,
+    TooLargeError,
+    UpstreamConfig,
+    UpstreamError,
+    open_upstream,
+)
 
 INDEX = b"[ENGINE2]\r\nversion=1\r\n"
 FILE = bytes(range(256)) * 8192  # 2 MiB: more than one read step

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from updmirror.config import UpstreamConfig
 from updmirror.upstream import (
     AuthError,
     HttpUpstream,
     NotFoundError,
     StalledError,
     TooLargeError,
+    UpstreamConfig,
     UpstreamError,
     open_upstream,
 )

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from updmirror.config import UpstreamConfig
-from updmirror.upstream import AuthError, HttpUpstream, StalledError, TooLargeError
+from updmirror.upstream import AuthError, HttpUpstream, StalledError, TooLargeError, UpstreamConfig
 from updmirror.vendor.faults import Fault
 from updmirror.vendor.server import VendorServer
 

@@ -24,4 +24,9 @@ class StalledError(UpstreamError):
     """No byte for stall_timeout, or slower than min_speed over that window."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (libraries' messages can run to pages)."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 __all__ = ["UpstreamError", "AuthError", "NotFoundError", "TooLargeError", "StalledError"]

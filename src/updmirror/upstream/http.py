@@ -14,19 +14,22 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Awaitable, NoReturn, TypeVar
+from typing import Awaitable, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import hdrs
 
 from updmirror import redact
-from updmirror.config import DEFAULT_USER_AGENT, UpstreamConfig
 from updmirror.errors import ConfigError
-from updmirror.upstream.backoff import BACKOFF_BASE, MAX_RETRY_AFTER, backoff_delay, retry_after
+from updmirror.upstream.backoff import BACKOFF_BASE, MAX_RETRY_AFTER, retry_after
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import AuthError, NotFoundError, StalledError, TooLargeError, UpstreamError
+from updmirror.upstream.errors import first_line as _first_line
 from updmirror.upstream.pace import Pace
+from updmirror.upstream.retry import Transient as _Transient
+from updmirror.upstream.retry import retrying
+from updmirror.upstream.settings import DEFAULT_USER_AGENT, UpstreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +45,11 @@ T = TypeVar("T")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 
 
-class _Transient(Exception):
-    """An attempt failed in a way another attempt may cure; carries the error to raise if none does."""
-
-    def __init__(self, error: UpstreamError, wait: float | None = None):
-        super().__init__(str(error))
-        self.error = error
-        self.wait = wait
-
-
 class HttpUpstream(Upstream):
     def __init__(self, cfg: UpstreamConfig, *, backoff_base: float = BACKOFF_BASE,
-                 max_retry_after: float = MAX_RETRY_AFTER):
+                 max_retry_after: float = MAX_RETRY_AFTER, connector: aiohttp.BaseConnector | None = None):
+        """`connector`: a connection pool shared with other fetchers (many clients in one
+        process); it stays open when this fetcher closes. By default the fetcher has its own."""
         super().__init__()
         self.cfg = cfg
         self.backoff_base = backoff_base
@@ -74,7 +70,8 @@ class HttpUpstream(Upstream):
         timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=cfg.connect_timeout,
                                         sock_read=cfg.stall_timeout)
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=cfg.parallel),
+            connector=connector or aiohttp.TCPConnector(limit=cfg.parallel),
+            connector_owner=connector is None,
             timeout=timeout,
             headers={hdrs.USER_AGENT: cfg.user_agent or DEFAULT_USER_AGENT},
             trust_env=False,
@@ -273,34 +270,14 @@ class HttpUpstream(Upstream):
     # -- retries -----------------------------------------------------------
 
     async def _retrying(self, shown: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        attempts = self.cfg.retries + 1
-        for number in range(attempts):
-            try:
-                return await attempt()
-            except _Transient as failure:
-                if number + 1 >= attempts:
-                    _give_up(failure.error, attempts)
-                wait = failure.wait if failure.wait is not None else backoff_delay(number, self.backoff_base)
-                self.stats.retries += 1
-                log.info("%s; retry %d of %d in %.1f s", failure.error, number + 1, attempts - 1, wait)
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
+        return await retrying(attempt, retries=self.cfg.retries, backoff_base=self.backoff_base,
+                              stats=self.stats, log=log)
 
     def _scrub(self, text: str) -> str:
         """aiohttp's own messages should hold no password; make sure of it."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
-
-
-def _give_up(error: UpstreamError, attempts: int) -> NoReturn:
-    if attempts > 1:
-        error = type(error)(f"{error} (gave up after {attempts} attempts)")
-    raise error from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _validators(resp: aiohttp.ClientResponse) -> dict[str, str]:
