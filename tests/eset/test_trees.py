@@ -1,6 +1,6 @@
 import pytest
 
-from updmirror.eset.trees import TREES, index_for_request, route, tree_from_user_agent
+from updmirror.eset.trees import TREES, channel_from_spread_control, index_for_request, route, tree_from_user_agent
 
 EEA11 = "EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; TDB 0; CL 1.1.1)"
 HOME16 = "ESS Update (Windows; U; 64bit; BPC 16.0.22.0; OS: 10.0.19045 SP 0.0 NT; TDB 29123)"
@@ -42,3 +42,12 @@ def test_old_and_dll_requests_pick_the_matching_index():
     assert index_for_request(TREES["v10"], "/dll/update.ver") == "eset_upd/v10/dll/update.ver"
     assert index_for_request(TREES["ep11"], "/update.ver") == "eset_upd/ep11/dll/update.ver"
     assert index_for_request(TREES["v3"], "/dll/update.ver") == "eset_upd/update.ver"
+
+
+@pytest.mark.parametrize("header,channel", [
+    (None, "regular"), ("", "regular"), ("domain=production", "regular"),
+    ("domain=pre-release", "pre-release"), ("Domain = Deferred ", "deferred"),
+    ("foo=1; domain=delayed", "deferred"), ("domain=beta", "regular"), ("pre-release", "regular"),
+])
+def test_spread_control_header_names_a_channel(header, channel):
+    assert channel_from_spread_control(header) == channel
