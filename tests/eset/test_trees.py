@@ -1,6 +1,12 @@
 import pytest
 
-from updmirror.eset.trees import TREES, channel_from_spread_control, index_for_request, route, tree_from_user_agent
+from updmirror.eset.trees import (
+    TREES,
+    channel_from_spread_control,
+    index_for_request,
+    route,
+    tree_from_user_agent,
+)
 
 EEA11 = "EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; TDB 0; CL 1.1.1)"
 HOME16 = "ESS Update (Windows; U; 64bit; BPC 16.0.22.0; OS: 10.0.19045 SP 0.0 NT; TDB 29123)"
