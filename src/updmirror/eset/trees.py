@@ -119,7 +119,12 @@ def route(user_agent: str | None, published: list[str] | tuple[str, ...],
     an older index it understands), else above it; `default` when the agent
     is unknown or nothing of its family is published.
     """
-    wanted = tree_from_user_agent(user_agent)
+    return route_generation(tree_from_user_agent(user_agent), published, default)
+
+
+def route_generation(wanted: str | None, published: list[str] | tuple[str, ...],
+                     default: str | None = None) -> str | None:
+    """`route()` for a client whose User-Agent named generation `wanted` (None: none)."""
     if wanted is None:
         return default
     if wanted in published:

@@ -30,6 +30,8 @@ SMALL_FILE = 64 * 1024
 SMALL_FILES_BUDGET = 64 * 1024 * 1024
 #: An index is always kept in memory unless it is absurdly large.
 MAX_INDEX_IN_MEMORY = 16 * 1024 * 1024
+#: The request headers an index answer depends on (User-Agent routing, channel).
+INDEX_VARY = "User-Agent, Eset-Spread-Control"
 #: Distinct User-Agent strings whose routing is remembered per snapshot.
 ROUTE_CACHE_SIZE = 4096
 
@@ -130,7 +132,7 @@ class Tables:
 def _with_vary(entry: FileEntry) -> FileEntry:
     # Caches between client and mirror must not hand one agent's index to another.
     return FileEntry(entry.fs_path, entry.size, entry.mtime, entry.etag, entry.last_modified,
-                     entry.headers + b"Vary: User-Agent, Eset-Spread-Control\r\n", entry.body,
+                     entry.headers + b"Vary: " + INDEX_VARY.encode() + b"\r\n", entry.body,
                      True, entry.length_header)
 
 
