@@ -53,6 +53,9 @@ def setup_logging(debug: bool, quiet: bool) -> None:
                         datefmt="%Y-%m-%dT%H:%M:%S")
     # Library chatter (aiohttp's access log is ours to write) stays quiet.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # smbprotocol logs every step of every SMB connection at INFO.
+    for name in ("smbprotocol", "smbclient", "spnego"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

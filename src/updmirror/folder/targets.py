@@ -318,13 +318,31 @@ class SmbFolder:
         try:
             with smbclient.open_file(tmp, mode="wb", **self._kw) as out:
                 write(out)
-            smbclient.replace(tmp, final, **self._kw)
+            self._rename_over(tmp, rel)
         except Exception as exc:
             try:
                 smbclient.remove(tmp, **self._kw)
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 pass
             raise self._fail(f"cannot write {final}", exc) from None
+
+    def _rename_over(self, tmp: str, rel: str) -> None:
+        """Rename `tmp` over `rel` in one SMB2 SET_INFO (FileRenameInformation,
+        ReplaceIfExists). Not smbclient.replace(): it first opens the target
+        for FILE_EXECUTE, which Samba refuses on a 0644 file, so it cannot
+        replace an index. The I/O layer used here is smbclient's own
+        (smbprotocol is pinned; the SMB tests would catch a change)."""
+        from smbclient._io import SMBFileTransaction, SMBRawIO, set_info
+        from smbprotocol.file_info import FileRenameInformation
+        from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask
+
+        with SMBRawIO(tmp, mode="r", share_access="rwd", desired_access=FilePipePrinterAccessMask.DELETE,
+                      create_options=CreateOptions.FILE_OPEN_REPARSE_POINT, **self._kw) as raw:
+            with SMBFileTransaction(raw) as transaction:
+                info = FileRenameInformation()
+                info["replace_if_exists"] = True
+                info["file_name"] = "\\".join((*self.unc.parts, *_check(rel).split("/")))
+                set_info(transaction, info)
 
     def put_file(self, rel: str, source: Path) -> None:
         def copy(out) -> None:
