@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from updmirror.errors import ConfigError
 from updmirror.eset.trees import CHANNELS, TREES
-from updmirror.unc import parse_account, parse_unc
+from updmirror.unc import is_valid_name, parse_account, parse_unc
 
 DEFAULT_PORT = 2221
 VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
@@ -307,9 +307,7 @@ def _folder(t: _Table, base: Path, mirror: MirrorConfig) -> FolderConfig:
     if layout not in FOLDER_LAYOUTS:
         t.fail("layout", f"{layout!r} is not one of: {', '.join(FOLDER_LAYOUTS)}")
     share = t.str("share", "eset_upd")
-    try:
-        parse_unc(f"\\\\server\\{share}")
-    except ValueError:
+    if not is_valid_name(share):
         t.fail("share", f"{share!r} is not a valid share name")
     read_account = t.str("read_account", "WORKGROUP\\NODUSER")
     try:

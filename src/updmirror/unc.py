@@ -43,9 +43,14 @@ def parse_unc(text: str) -> Unc:
     if not _HOST.fullmatch(server):
         raise ValueError(f"{text!r}: {server!r} is not a host name or address")
     for name in (share, *parts):
-        if name in (".", "..") or _BAD_NAME.search(name):
+        if not is_valid_name(name):
             raise ValueError(f"{text!r}: {name!r} is not a valid share or folder name")
     return Unc(server, share, tuple(parts))
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether `name` can be a share, folder or file name on Windows and Samba."""
+    return bool(name) and name not in (".", "..") and not _BAD_NAME.search(name) and len(name) <= 255
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ def parse_account(text: str) -> Account:
         user, _, domain = raw.partition("@")
     else:
         domain, user = "", raw
+    if ("\\" in raw or "@" in raw) and not domain:
+        raise ValueError(f"{text!r} names no domain (DOMAIN\\User or WORKGROUP\\User)")
     if not user or "@" in user or _BAD_NAME.search(user):
         raise ValueError(f"{text!r} is not an account name (DOMAIN\\User or WORKGROUP\\User)")
     if domain and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", domain):
