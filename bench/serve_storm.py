@@ -70,12 +70,12 @@ def old_paths(snap) -> dict[str, list[str]]:
 
 
 def one_storm(snap, make, routed: bool, clients: int, procs: int, cap: float, nsources: int,
-              rounds: int) -> dict:
+              rounds: int, headers: str = "") -> dict:
     plan = client_plan(snap, clients, routed)
     olds = old_paths(snap)
     with make() as server:
         jobs = [{"kind": "storm", "port": server.port, "sources": sources(nsources), "cap": cap, "rounds": rounds,
-                 "clients": plan[k::procs], "old_paths": olds, "tree_root": str(snap.tree)}
+                 "clients": plan[k::procs], "old_paths": olds, "tree_root": str(snap.tree), "headers": headers}
                 for k in range(procs)]
         with Children(jobs) as children:
             children.ready()

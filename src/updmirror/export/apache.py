@@ -17,16 +17,16 @@ import math
 import re
 from pathlib import Path
 
-from updmirror.serve.basic import REMEMBER_SECONDS
-
 from .site import Site
 
 MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules",
                "/usr/libexec/apache2")
 BASE_MODULES = ("mpm_event", "authz_core", "authz_host", "rewrite", "headers", "mime")
-AUTH_MODULES = ("authn_core", "authn_file", "auth_basic", "authz_user", "authn_socache", "socache_shmcb")
+AUTH_MODULES = ("authn_core", "authn_file", "auth_basic", "authz_user")
 TLS_MODULES = ("ssl", "socache_shmcb")
 ROUTED = r"^/(?:dll/)?update\.ver$"
+#: Requests served at once (threads); idle keep-alive connections cost no thread.
+MAX_REQUEST_WORKERS = 1024
 
 
 def modules_dir() -> Path:
@@ -59,14 +59,12 @@ def render_htaccess(site: Site) -> str:
 
 
 def _auth_lines(site: Site, merge: bool = False) -> list[str]:
+    # No mod_authn_socache: it caches the hash it looked up, not the check, so it
+    # would still pay one bcrypt per request (measured in BENCHMARKS.md).
     return [
         "AuthType Basic",
         f"AuthName {quote(site.realm)}",
-        # Good checks are remembered, as the integrated server does: bcrypt is slow on purpose.
-        "AuthBasicProvider socache file",
-        "AuthnCacheProvideFor file",
-        *([] if merge else [f"AuthnCacheContext {quote(site.htpasswd)}"]),   # not allowed in .htaccess
-        f"AuthnCacheTimeout {int(REMEMBER_SECONDS)}",
+        "AuthBasicProvider file",
         f"AuthUserFile {quote(site.htpasswd)}",
         *(["AuthMerging And"] if merge else []),
         "Require valid-user",
@@ -76,6 +74,9 @@ def _auth_lines(site: Site, merge: bool = False) -> list[str]:
 def render(site: Site, *, as_site: bool = False, htaccess: bool = False) -> str:
     if htaccess and site.htpasswd is None:
         raise ValueError("--htaccess needs [http] auth = \"basic\" (an htpasswd file)")
+    notes = [f"Users: {site.htpasswd} (Basic, realm \"{site.realm}\"): bcrypt, apr1 and {{SHA}} entries; "
+             "Apache checks the", "hash on every request (see 'updmirror export' on standard error)."] \
+        if site.htpasswd else []
     how = (["", "A site file: put it in /etc/apache2/sites-available/ and a2ensite it; it needs "
             f"the modules {', '.join(_modules(site))} (a2enmod)."]
            if as_site else
@@ -84,7 +85,8 @@ def render(site: Site, *, as_site: bool = False, htaccess: bool = False) -> str:
     if htaccess:
         how += [f"Authentication: from {htaccess_path(site)}; make it with",
                 f"  updmirror export htaccess -c {site.config_path} > {htaccess_path(site)}"]
-    lines = ["# " + h if h else "#" for h in site.header("Apache httpd", [*how, f"Reading: {site.read_note}."])]
+    lines = ["# " + h if h else "#" for h in site.header("Apache httpd", [*how, f"Reading: {site.read_note}.",
+                                                                          *notes])]
     lines.append("")
     if not as_site:
         lines += _main(site)
@@ -103,9 +105,10 @@ def _modules(site: Site) -> list[str]:
 
 def _main(site: Site) -> list[str]:
     p, mods = site.prefix, modules_dir()
-    workers = min(site.max_connections, 4096)
+    # Every thread from the start: the event MPM closes keep-alive connections whenever
+    # all its threads are busy, and an update storm arrives all at once.
     threads = 64
-    servers = max(1, math.ceil(workers / threads))
+    servers = max(1, math.ceil(min(site.max_connections, MAX_REQUEST_WORKERS) / threads))
     out = [f"ServerRoot {quote(p)}", "ServerName updmirror", f"PidFile {quote(p / 'apache.pid')}",
            f"DefaultRuntimeDir {quote(p)}", f"Mutex file:{p} default", f"ErrorLog {quote(p / 'error.log')}",
            "LogLevel warn", f"User {site.user}", f"Group {site.group}", ""]
@@ -113,8 +116,9 @@ def _main(site: Site) -> list[str]:
     out += ["", "TypesConfig /dev/null", "ServerTokens Prod", "ServerSignature Off", "TraceEnable Off",
             "Timeout 60", "KeepAlive On", "MaxKeepAliveRequests 0",
             f"KeepAliveTimeout {site.keepalive_seconds}", f"ListenBacklog {site.backlog}",
-            "StartServers 2", f"ServerLimit {servers}", f"ThreadsPerChild {threads}",
-            f"MaxRequestWorkers {servers * threads}", "AsyncRequestWorkerFactor 4",
+            f"ServerLimit {servers}", f"StartServers {servers}", f"ThreadsPerChild {threads}",
+            f"MaxRequestWorkers {servers * threads}", f"MinSpareThreads {threads}",
+            f"MaxSpareThreads {servers * threads}", "AsyncRequestWorkerFactor 4",
             "<Directory />", "    AllowOverride None", "    Require all denied", "</Directory>", ""]
     return out
 
@@ -124,9 +128,6 @@ def _site(site: Site, htaccess: bool, as_site: bool) -> list[str]:
     if as_site:
         out += [f"<IfModule !{m}_module>\n    Error \"updmirror: enable mod_{m} (a2enmod {m})\"\n</IfModule>"
                 for m in _modules(site) if not m.startswith("mpm_") and m != "socache_shmcb"]
-    if site.htpasswd:
-        # Enabled here, or mod_authn_socache is not set up for an .htaccess (and crashes).
-        out += ["AuthnCacheSOCache shmcb", "AuthnCacheEnable"]
     for host, port in site.listen:
         out.append(f"Listen {_address(host, port)}" + (" https" if site.tls else ""))
     hosts = " ".join(_address(h, p) for h, p in site.listen)

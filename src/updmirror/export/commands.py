@@ -54,7 +54,7 @@ def samba_command(args: argparse.Namespace) -> int:
 
 def web_command(args: argparse.Namespace) -> int:
     from updmirror.export import apache, nginx
-    from updmirror.export.site import site
+    from updmirror.export.site import BCRYPT_WARNING, has_bcrypt_entries, site
 
     cfg = config.load(args.config)
     s = site(cfg, listen=getattr(args, "listen", None), prefix=getattr(args, "prefix", None),
@@ -66,6 +66,9 @@ def web_command(args: argparse.Namespace) -> int:
             text = nginx.render(s, as_site=args.site)
         else:
             text = apache.render(s, as_site=args.site, htaccess=args.htaccess)
+        if s.htpasswd and has_bcrypt_entries(s.htpasswd):
+            server = "nginx" if args.server == "nginx" else "Apache"
+            print(f"updmirror: warning: {BCRYPT_WARNING.format(server=server)}", file=sys.stderr)
     except ValueError as exc:
         raise ConfigError(f"{cfg.path}: {exc}") from None
     sys.stdout.write(text)

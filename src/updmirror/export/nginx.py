@@ -74,8 +74,9 @@ def _auth_notes(site: Site) -> list[str]:
     return [
         f"Users: {site.htpasswd} (Basic, realm \"{site.realm}\"); nginx reads bcrypt ($2y$/$2b$, what",
         "'updmirror passwd' writes) through the system's crypt(3) - libxcrypt on Debian 12 - and apr1",
-        "and {SHA} itself. It checks the hash on every request, with no memory of good checks, so",
-        "each request with a bcrypt entry costs one bcrypt of CPU time (see BENCHMARKS.md).",
+        "and {SHA} itself. But it checks the hash on every request, with no memory of good checks,",
+        "so each request with a bcrypt entry costs one bcrypt of CPU time: see 'updmirror export'",
+        "on standard error and BENCHMARKS.md before using it with authentication.",
     ]
 
 

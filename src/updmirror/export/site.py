@@ -111,3 +111,19 @@ def _reading_group(root: Path, user: str) -> str:
         return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
     except KeyError:
         return "nogroup"
+
+
+BCRYPT_WARNING = (
+    "{server} checks the password hash on every request and remembers no good check (Apache's "
+    "mod_authn_socache keeps the hash, not the check): with the bcrypt entries 'updmirror passwd' "
+    "writes, each request costs one bcrypt of CPU (about 70 ms at cost 10 here), and an update storm "
+    "of a few hundred clients saturates the machine (BENCHMARKS.md). With authentication and many "
+    "clients, keep the integrated server, which checks each client's password once.")
+
+
+def has_bcrypt_entries(htpasswd: Path) -> bool:
+    try:
+        text = htpasswd.read_text("utf-8", errors="replace")
+    except OSError:
+        return True     # not readable here: assume what 'updmirror passwd' writes
+    return any(line.partition(":")[2].startswith("$2") for line in text.splitlines())
