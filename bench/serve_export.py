@@ -1,8 +1,9 @@
 """The exported web servers against the integrated one: the same update storm
 through `updmirror export nginx`, `updmirror export apache` and `updmirror serve`.
 
-    python bench/serve_export.py                         # C = 400 and 2000, 3 runs, without and with auth
-    python bench/serve_export.py --clients 400 --runs 2 --auth basic
+    python bench/serve_export.py                         # C = 400 and 2000, 3 runs, no authentication
+    python bench/serve_export.py --clients 50 --runs 2 --auth basic --cap 90 --min-updates 50
+    python bench/serve_export.py --clients 400 --runs 2 --auth basic --hash apr1
 
 Each server is started from the same mirror.toml on the benchmark's synced
 store (bench/serve_snapshot.py), one after the other, in rotating order per
@@ -11,9 +12,9 @@ half v16 home agents, each asks for /dll/update.ver with its User-Agent and
 downloads the files it needs after the release, a new connection per update),
 so every server answers the same client path set through its own User-Agent
 routing. With `--auth basic` every request carries Basic credentials of a
-user whose htpasswd entry is bcrypt (what `updmirror passwd` writes, cost 10):
-our server and Apache (mod_authn_socache) remember good checks, nginx checks
-the hash on every request.
+user whose htpasswd entry is bcrypt (what `updmirror passwd` writes, cost 10;
+`--hash apr1` for Apache's MD5-based entry): our server remembers good
+checks, nginx and Apache check the hash on every request.
 
 Figures per server and C: client updates per second, MB/s, p50/p99 time per
 update, errors, peak RSS of the server's process tree, its CPU seconds and
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import secrets
 import statistics
 import sys
 import time
@@ -37,7 +39,7 @@ from serve_storm import _over_done, one_storm, ratio
 
 use_repo_sources()
 
-from updmirror.serve.auth import BCRYPT_ROUNDS, set_password  # noqa: E402
+from updmirror.serve.auth import BCRYPT_ROUNDS, apr1, set_password  # noqa: E402
 
 BASE = "ours-default"
 USER, PASSWORD = "client", "storm-Pass-1"
@@ -70,7 +72,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="Exported nginx and Apache against the integrated server.")
     ap.add_argument("--clients", type=int, nargs="+", default=[400, 2000])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--auth", nargs="+", default=["none", "basic"], choices=["none", "basic"])
+    ap.add_argument("--auth", nargs="+", default=["none"], choices=["none", "basic"],
+                    help="basic: every request with Basic credentials (bcrypt: keep C small)")
     ap.add_argument("--servers", nargs="+", default=[BASE, "nginx", "apache"],
                     help=f"{BASE}, ours-w1, ours-w2, nginx, apache")
     ap.add_argument("--procs", type=int, default=2, help="load-generator processes")
@@ -78,6 +81,8 @@ def main() -> int:
     ap.add_argument("--cap", type=float, default=120, help="seconds a storm may last; later clients are errors")
     ap.add_argument("--min-updates", type=int, default=2000,
                     help="each client updates again until C x rounds >= this")
+    ap.add_argument("--hash", choices=["bcrypt", "apr1"], default="bcrypt",
+                    help="the htpasswd entry of the clients' user with --auth basic")
     ap.add_argument("--json", type=Path, help="write every run's figures here")
     args = ap.parse_args()
 
@@ -89,7 +94,10 @@ def main() -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     htpasswd = log_dir / "htpasswd"
     htpasswd.unlink(missing_ok=True)
-    set_password(htpasswd, USER, PASSWORD)
+    if args.hash == "bcrypt":
+        set_password(htpasswd, USER, PASSWORD)      # what 'updmirror passwd' writes
+    else:
+        htpasswd.write_text(f"{USER}:{apr1(PASSWORD.encode(), secrets.token_urlsafe(6)[:8].encode())}\n")
     header = "Authorization: Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode() + "\r\n"
 
     def make(name: str, auth: str):
@@ -101,8 +109,9 @@ def main() -> int:
 
     print(code_version())
     print(machine_line())
-    print(f"{args.procs} load-generator processes on the same cores as the servers; bcrypt cost "
-          f"{BCRYPT_ROUNDS} with --auth basic\n", flush=True)
+    print(f"{args.procs} load-generator processes on the same cores as the servers; with --auth basic "
+          f"the user's entry is {args.hash}" + (f" (cost {BCRYPT_ROUNDS})" if args.hash == "bcrypt" else "")
+          + "\n", flush=True)
     results: dict[str, dict[str, list[dict]]] = {}
     for auth in args.auth:
         for c in args.clients:

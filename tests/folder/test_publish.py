@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import stat
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mirrorkit import listed_files
+from mirrorkit import listed_files, public_dir
 from updmirror.errors import FolderError
 from updmirror.eset.modules import modules
 from updmirror.eset.updatever import UpdateVer
@@ -246,3 +247,21 @@ def test_an_unusable_folder_fails_the_command_with_one_clear_line(synced, tmp_pa
     assert done.stderr.strip().splitlines() == [
         f"updmirror: error: {tmp_path / 'no' / 'such'}: its parent folder does not exist; create it, "
         "or set [folder] path to an existing folder"]
+
+
+def test_a_folder_other_accounts_cannot_read_is_named_with_the_fix():
+    from updmirror.folder.publish import warn_if_unreadable
+
+    base = public_dir()
+    try:
+        share = base / "share"
+        share.mkdir(mode=0o755)
+        assert warn_if_unreadable(share) is None
+        os.chmod(base, 0o700)
+        assert warn_if_unreadable(share) == (f"{base} is mode 0700: an account other than its owner cannot "
+                                             f"reach the shared folder; chmod o+x {base}")
+        os.chmod(base, 0o755)
+        os.chmod(share, 0o750)
+        assert warn_if_unreadable(share).endswith(f"cannot read the shared folder; chmod o+rx {share}")
+    finally:
+        shutil.rmtree(base)

@@ -151,7 +151,7 @@ def _site(site: Site, htaccess: bool, as_site: bool) -> list[str]:
     else:
         out.append("        </RequireAny>")
     out += ["    </Directory>", ""]
-    out += ["    " + line for line in _rewrites(site)]
+    out += ["    " + line if line else "" for line in _rewrites(site)]
     out += [f'    Header set Vary "{site.vary}" env=UPDMIRROR_INDEX', "</VirtualHost>"]
     return out
 

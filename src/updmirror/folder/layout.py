@@ -13,6 +13,11 @@ Two layouts:
   host-relative ``file=/...``), for clients configured with the vendor's
   layout and for lower mirrors.
 
+In the vendor layout a name is the file's repository path, so the one case
+the grace period cannot cover is the vendor replacing a file in place (same
+path, new size): the folder then holds the new file, as the store's current
+snapshot does. The vendor's paths carry the build number, so this is rare.
+
 A bare name must never change meaning while a client may still read it: the
 vendor reuses a file's name in each new module folder (`mod_001_..._2121/
 em001_32_l0.nup`, then `..._2122/em001_32_l0.nup`), so a name already given to
