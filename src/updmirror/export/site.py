@@ -117,8 +117,9 @@ BCRYPT_WARNING = (
     "{server} checks the password hash on every request and remembers no good check (Apache's "
     "mod_authn_socache keeps the hash, not the check): with the bcrypt entries 'updmirror passwd' "
     "writes, each request costs one bcrypt of CPU (about 70 ms at cost 10 here), and an update storm "
-    "of a few hundred clients saturates the machine (BENCHMARKS.md). With authentication and many "
-    "clients, keep the integrated server, which checks each client's password once.")
+    "of 50 clients already crawls at 1-2 updates/s (BENCHMARKS.md). With authentication and many "
+    "clients, keep the integrated server, which remembers good checks; or give the clients' user an "
+    "apr1 entry (htpasswd -m), cheap to check but far weaker against a stolen htpasswd file.")
 
 
 def has_bcrypt_entries(htpasswd: Path) -> bool:
