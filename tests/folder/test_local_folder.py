@@ -265,3 +265,25 @@ def test_a_folder_other_accounts_cannot_read_is_named_with_the_fix():
         assert warn_if_unreadable(share).endswith(f"cannot read the shared folder; chmod o+rx {share}")
     finally:
         shutil.rmtree(base)
+
+
+def test_the_daemon_publishes_the_folder_after_its_sync(mirror, free_port):
+    share = mirror.root / "share"
+    port = free_port
+    config = mirror.write_config(trees=("ep11",), extra={"folder": {"path": str(share)},
+                                                         "http": {"listen": [f"127.0.0.1:{port}"], "workers": 1}})
+    daemon = subprocess.Popen([sys.executable, "-m", "updmirror", "run", "-c", str(config)],
+                              env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        until = time.monotonic() + 120
+        while not (share / "dll" / "update.ver").exists() and time.monotonic() < until:
+            assert daemon.poll() is None, daemon.stderr.read()
+            time.sleep(0.2)
+        assert_complete(share, "dll/update.ver")
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "shared folder" in err and "holds snapshot" in err
+
