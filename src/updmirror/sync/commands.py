@@ -26,12 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from updmirror.folder import publish_after_sync
     from updmirror.sync.engine import run_sync
 
     cfg = config.load(args.config)
     report = asyncio.run(run_sync(cfg, force=args.force, progress=not args.json))
-    folder, folder_error = publish_after_sync(cfg, report.ok, progress=not args.json)
+    folder = folder_error = None
+    if cfg.folder.enabled:
+        from updmirror.folder import publish_after_sync
+        folder, folder_error = publish_after_sync(cfg, report.ok, progress=not args.json)
     if args.json:
         data = report.to_dict()
         if folder or folder_error:
