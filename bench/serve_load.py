@@ -151,11 +151,11 @@ class Conn(asyncio.BufferedProtocol):
     def eof_received(self):
         return False
 
-    def get(self, path: str, agent: str, keep: bool) -> asyncio.Future:
+    def get(self, path: str, agent: str, keep: bool, extra: str = "") -> asyncio.Future:
         self.keep = keep
         self.fut = asyncio.get_running_loop().create_future()
         self.transport.write(f"GET {path} HTTP/1.1\r\nHost: mirror\r\nUser-Agent: {agent}\r\n"
-                             f"Accept: */*\r\n\r\n".encode())
+                             f"Accept: */*\r\n{extra}\r\n".encode())
         return self.fut
 
 
@@ -204,7 +204,8 @@ class Generator:
         conn = None
         try:
             conn = await self.connect()
-            status, body, got = await conn.get(client["ask"], client["agent"], True)
+            extra = self.job.get("headers", "")   # e.g. "Authorization: Basic ...\r\n"
+            status, body, got = await conn.get(client["ask"], client["agent"], True, extra)
             if status != 200:
                 raise HttpError(f"index HTTP {status}")
             files = self.wanted(body, client["tree"], client["platform"], client["index"])
@@ -212,7 +213,7 @@ class Generator:
             for path, size in files:
                 if conn.closed or conn.close_after:
                     conn = await self.connect()
-                status, _, got = await conn.get(path, client["agent"], False)
+                status, _, got = await conn.get(path, client["agent"], False, extra)
                 if status != 200:
                     raise HttpError(f"module HTTP {status}")
                 if got != size:

@@ -8,10 +8,11 @@ that `[mirror] channels = ["regular"]` syncs): a first sync at release 1,
 next to the store, so a benchmark knows which files are new in release 2:
 what a client that was up to date at release 1 downloads after the release.
 
-Three servers serve its tree `<store>/current/tree/`:
+The servers serve its tree `<store>/current/tree/`:
 - `ours()`:   `updmirror serve` with `[http] workers = N` (0: one per core);
-- `nginx()`:  nginx from the template in bench/nginx/, non-daemon, with a
-  temporary prefix, doing the same User-Agent routing with a `map`;
+- `nginx()`:  nginx with the configuration `updmirror export nginx` prints
+  (the same User-Agent routing, generated from eset/trees.py), non-daemon,
+  with a temporary prefix; `exported("apache", ...)` the same for Apache;
 - `floor()`:  `python -m http.server` on the tree (no routing: clients ask it
   for the vendor index path directly).
 Each is a common.Service: started on 127.0.0.1, stopped (its whole process
@@ -46,6 +47,7 @@ TREE_NAMES = ["ep11", "v16", "v5"]
 SIZE_MB = 256
 SEED = 1
 NGINX = "/usr/sbin/nginx"
+APACHE = "/usr/sbin/apache2"
 #: The open-files limit the benchmarks ask for (10,000 connections need more than 1024).
 WANTED_NOFILE = 65536
 
@@ -157,45 +159,47 @@ def new_files(snap: Snapshot, tree: str, platform: str, language: int | None = 1
 
 # -- the servers -----------------------------------------------------------------------
 
-def ours(snap: Snapshot, workers: int, log_dir: Path) -> Service:
-    port = free_port()
-    conf = log_dir / f"mirror-w{workers}.toml"
+def mirror_config(snap: Snapshot, log_dir: Path, name: str, port: int, workers: int = 0,
+                  htpasswd: Path | None = None) -> Path:
+    """The benchmark mirror's mirror.toml, for our server and for the exported ones alike."""
+    conf = log_dir / f"mirror-{name}.toml"
+    auth = ['auth = "basic"', f'htpasswd = "{htpasswd}"'] if htpasswd else []
     conf.write_text("\n".join([
         "[upstream]", 'url = "http://127.0.0.1:9/"', "",
         "[mirror]", f'root = "{snap.store}"', f"trees = {json.dumps(TREE_NAMES)}", 'channels = ["regular"]', "",
         "[http]", f'listen = ["127.0.0.1:{port}"]', 'allow = ["127.0.0.0/8"]', 'default_tree = "ep11"',
-        f"workers = {workers}", "max_connections = 50000", ""]))
+        f"workers = {workers}", "max_connections = 50000", *auth, ""]))
+    return conf
+
+
+def ours(snap: Snapshot, workers: int, log_dir: Path, htpasswd: Path | None = None) -> Service:
+    port = free_port()
+    conf = mirror_config(snap, log_dir, f"w{workers}", port, workers, htpasswd)
     return Service(updmirror("-q", "serve", "-c", str(conf)), port=port, log=log_dir / f"ours-w{workers}.log")
 
 
-def nginx_agent_map() -> str:
-    """`map $http_user_agent $index` lines doing what serve/tables.py does for our trees.
-
-    Endpoint agents (EEA/EES/... Update ... BPC 11.) get ep11, home agents
-    (Update ... BPC 16.) v16, BPC 5. v5; anything else the default tree, ep11.
-    A tree without a dll/ index (v5) answers /dll/update.ver with its update.ver,
-    as the integrated server does.
-    """
-    return "\n".join([
-        '    "~*\\b(EEA|EES|EFSW|EMSX|ESFW)\\s+Update\\b.*\\bBPC\\s+11\\." /eset_upd/ep11/dll/update.ver;',
-        '    "~*\\bUpdate\\b.*\\bBPC\\s+1[6-9]\\." /eset_upd/v16/dll/update.ver;',
-        '    "~*\\bUpdate\\b.*\\bBPC\\s+[5-8]\\." /eset_upd/v5/update.ver;',
-        "    default /eset_upd/ep11/dll/update.ver;",
-    ])
-
-
-def nginx(snap: Snapshot, log_dir: Path, template: str = "serve.conf.tmpl") -> Service:
-    need_tool(NGINX, "nginx-light")
+def exported(kind: str, snap: Snapshot, log_dir: Path, htpasswd: Path | None = None) -> Service:
+    """nginx or Apache from `updmirror export nginx|apache` (the configuration sites run),
+    with one worker process per core (nginx) or Apache's event MPM as exported."""
+    program = need_tool(NGINX if kind == "nginx" else APACHE, "nginx" if kind == "nginx" else "apache2")
     port = free_port()
-    prefix = log_dir / "nginx-prefix"
+    prefix = log_dir / f"{kind}-prefix"
     remove_tree(prefix)
-    (prefix / "logs").mkdir(parents=True)
-    text = (HERE / "nginx" / template).read_text()
-    conf = text.replace("@PREFIX@", str(prefix)).replace("@PORT@", str(port)) \
-               .replace("@ROOT@", str(snap.tree)).replace("@AGENT_MAP@", nginx_agent_map())
-    (prefix / "nginx.conf").write_text(conf)
-    return Service([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
-                   port=port, log=log_dir / "nginx.log")
+    prefix.mkdir(parents=True)
+    conf = mirror_config(snap, log_dir, kind, port, 0, htpasswd)
+    text = subprocess.run(updmirror("export", kind, "-c", str(conf), "--prefix", str(prefix)), check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+    (prefix / f"{kind}.conf").write_text(text)
+    if kind == "nginx":
+        cmd = [program, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;", "-e", "stderr"]
+    else:
+        cmd = [program, "-f", str(prefix / "apache.conf"), "-DFOREGROUND"]
+    return Service(cmd, port=port, log=log_dir / f"{kind}.log")
+
+
+def nginx(snap: Snapshot, log_dir: Path) -> Service:
+    """nginx as the serving benchmarks' baseline: the configuration `updmirror export nginx` prints."""
+    return exported("nginx", snap, log_dir)
 
 
 def floor(snap: Snapshot, log_dir: Path) -> Service:
@@ -211,6 +215,7 @@ def servers(snap: Snapshot, log_dir: Path, names: list[str]) -> dict[str, tuple]
         "ours-w2": (lambda: ours(snap, 2, log_dir), True),
         "ours-default": (lambda: ours(snap, 0, log_dir), True),
         "nginx": (lambda: nginx(snap, log_dir), True),
+        "apache": (lambda: exported("apache", snap, log_dir), True),
         "http.server": (lambda: floor(snap, log_dir), False),
     }
     unknown = [n for n in names if n not in table]

@@ -59,11 +59,12 @@ def client_plan(snap, count: int, routed: bool) -> list[dict]:
 
 
 def one_storm(snap, make, routed: bool, clients: int, procs: int, cap: float, nsources: int,
-              rounds: int) -> dict:
+              rounds: int, headers: str = "") -> dict:
     plan = client_plan(snap, clients, routed)
     with make() as server:
         jobs = [{"kind": "storm", "port": server.port, "sources": sources(nsources), "cap": cap, "rounds": rounds,
-                 "clients": plan[k::procs], "old_root": str(snap.old_indexes), "tree_root": str(snap.tree)}
+                 "clients": plan[k::procs], "old_root": str(snap.old_indexes), "tree_root": str(snap.tree),
+                 "headers": headers}
                 for k in range(procs)]
         with Children(jobs) as children:
             children.ready()

@@ -1,8 +1,10 @@
 import os
+import shutil
 import socket
 
 import pytest
 
+import mirrorkit
 import sambakit
 
 
@@ -42,3 +44,45 @@ def samba():
         yield own.start()
     finally:
         own.stop()
+
+
+@pytest.fixture(scope="session")
+def release_vendor(tmp_path_factory):
+    """A simulated vendor repository (ep11, v16, v5) at release 1, for mirrors to sync."""
+    from updmirror.vendor.generate import VendorState, generate
+
+    root = tmp_path_factory.mktemp("release-vendor")
+    generate(root, seed=5, size_mb=2, trees=mirrorkit.TREES)
+    return root, VendorState.load(root).fingerprint
+
+
+@pytest.fixture
+def mirror(release_vendor):
+    """A mirror of its own copy of `release_vendor`, configured but not synced yet."""
+    m = mirrorkit.start_mirror(*release_vendor)
+    try:
+        yield m
+    finally:
+        mirrorkit.stop_mirror(m)
+
+
+@pytest.fixture(scope="session")
+def store_cache(release_vendor, tmp_path_factory):
+    cache_dir = mirrorkit.public_dir("updmirror-stores-")
+    try:
+        yield mirrorkit.StoreCache(*release_vendor, cache_dir)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def synced(store_cache, release_vendor):
+    """Like `mirror`, but its syncs copy stores synced once per session (no vendor server)."""
+    root = mirrorkit.public_dir("updmirror-mirror-")
+    m = mirrorkit.CachedMirror(release_vendor[0], None, root, release_vendor[1])
+    m.cache = store_cache
+    m.write_config()
+    try:
+        yield m
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

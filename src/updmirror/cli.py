@@ -20,6 +20,8 @@ from updmirror.errors import UpdmirrorError
 COMMAND_MODULES = (
     "updmirror.sync.commands",      # sync
     "updmirror.serve.commands",     # serve, run, status, passwd
+    "updmirror.folder.commands",    # folder publish
+    "updmirror.export.commands",    # export samba|nginx|apache
     "updmirror.vendor.commands",    # vendor generate|publish|serve
     "updmirror.client.commands",    # client update|status
     "updmirror.demo",               # demo

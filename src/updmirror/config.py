@@ -9,13 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from updmirror.errors import ConfigError
 from updmirror.eset.trees import CHANNELS, TREES
+from updmirror.unc import is_valid_name, parse_account, parse_unc
 from updmirror.upstream.settings import LAYOUTS, UpstreamConfig
 
 DEFAULT_PORT = 2221
@@ -73,6 +74,31 @@ class HttpConfig:
     access_log: Path | None = None
 
 
+FOLDER_LAYOUTS = ("flat", "vendor")
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """[folder]: the shared folder published after each sync, and the Samba share of it.
+
+    Off unless `path` (a local folder) or `unc` (a remote share) is set.
+    """
+
+    path: Path | None = None
+    unc: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    port: int = 445
+    layout: str = "flat"
+    #: What `updmirror export samba` calls the share of `path`, and who reads it.
+    share: str = "eset_upd"
+    read_account: str = "WORKGROUP\\NODUSER"
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None or self.unc is not None
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -80,6 +106,7 @@ class Config:
     mirror: MirrorConfig
     verify: VerifyConfig
     http: HttpConfig
+    folder: FolderConfig = field(default_factory=FolderConfig)
 
 
 def load(path: str | Path) -> Config:
@@ -98,7 +125,7 @@ def load(path: str | Path) -> Config:
 
 
 def parse(raw: dict[str, Any], path: Path) -> Config:
-    _only(raw, {"upstream", "mirror", "verify", "http"}, path, None)
+    _only(raw, {"upstream", "mirror", "verify", "http", "folder"}, path, None)
     base = path.parent
     up = _Table(raw, "upstream", path, required=True)
     mirror = _Table(raw, "mirror", path, required=True)
@@ -112,9 +139,11 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
     if upstream_cfg.layout == "product-mirror" and set(mirror_cfg.channels) != {"regular"}:
         up.fail("layout", "a product's own mirror serves one channel, at its URL: "
                 'set [mirror] channels = ["regular"]')
-    for t in (up, mirror, verify, http):
+    folder = _Table(raw, "folder", path)
+    folder_cfg = _folder(folder, base, mirror_cfg)
+    for t in (up, mirror, verify, http, folder):
         t.finish()
-    return Config(path, upstream_cfg, mirror_cfg, verify_cfg, http_cfg)
+    return Config(path, upstream_cfg, mirror_cfg, verify_cfg, http_cfg, folder_cfg)
 
 
 def _upstream(t: _Table, base: Path) -> UpstreamConfig:
@@ -132,16 +161,7 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
         t.fail("url", "must not hold credentials; use username and password")
     if not url.endswith("/"):
         url += "/"
-    password = t.opt_str("password")
-    password_file = t.opt_str("password_file")
-    if password is not None and password_file is not None:
-        t.fail("password_file", "give either password or password_file, not both")
-    if password_file is not None:
-        pf = _path(base, password_file)
-        try:
-            password = pf.read_text("utf-8").strip()
-        except OSError as exc:
-            t.fail("password_file", f"cannot read {pf} ({exc.strerror})")
+    password = _password(t, base)
     username = t.opt_str("username")
     if username and ":" in username:
         t.fail("username", "must not contain ':' (HTTP Basic authentication cannot carry it)")
@@ -267,6 +287,61 @@ def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         t.fail(key, f"{value!r} is not one of: {', '.join(choices)}")
     return value
+
+
+def _password(t: _Table, base: Path) -> str | None:
+    """`password`, or the first line of `password_file` (not both)."""
+    password = t.opt_str("password")
+    password_file = t.opt_str("password_file")
+    if password is not None and password_file is not None:
+        t.fail("password_file", "give either password or password_file, not both")
+    if password_file is not None:
+        pf = _path(base, password_file)
+        try:
+            password = pf.read_text("utf-8").strip()
+        except OSError as exc:
+            t.fail("password_file", f"cannot read {pf} ({exc.strerror})")
+    return password
+
+
+def _folder(t: _Table, base: Path, mirror: MirrorConfig) -> FolderConfig:
+    path, unc = t.opt_str("path"), t.opt_str("unc")
+    if path and unc:
+        t.fail("unc", "give either path (a local folder) or unc (a remote share), not both")
+    folder = _path(base, path) if path else None
+    if folder is not None:
+        resolved, root = folder.resolve(), mirror.root.resolve()
+        if resolved == root or root in resolved.parents or resolved in root.parents:
+            t.fail("path", f"{folder} overlaps the store ([mirror] root = {mirror.root}); "
+                           "the shared folder must be a folder of its own")
+    if unc:
+        try:
+            parse_unc(unc)
+        except ValueError as exc:
+            t.fail("unc", str(exc))
+    username = t.opt_str("username")
+    if username:
+        try:
+            parse_account(username)
+        except ValueError as exc:
+            t.fail("username", str(exc))
+    password = _password(t, base)
+    if unc and not (username and password):
+        t.fail("username" if not username else "password",
+               "a remote share (unc) needs username and password or password_file")
+    layout = t.str("layout", "flat")
+    if layout not in FOLDER_LAYOUTS:
+        t.fail("layout", f"{layout!r} is not one of: {', '.join(FOLDER_LAYOUTS)}")
+    share = t.str("share", "eset_upd")
+    if not is_valid_name(share):
+        t.fail("share", f"{share!r} is not a valid share name")
+    read_account = t.str("read_account", "WORKGROUP\\NODUSER")
+    try:
+        parse_account(read_account)
+    except ValueError as exc:
+        t.fail("read_account", str(exc))
+    return FolderConfig(folder, unc, username, password, int(t.number("port", 445, low=1, high=65535)),
+                        layout, share, read_account)
 
 
 def parse_listen(item: str) -> tuple[str, int]:

@@ -40,3 +40,7 @@ class UpstreamError(UpdmirrorError):
 
 class LockedError(UpdmirrorError):
     """Another process holds the store's lock."""
+
+
+class FolderError(UpdmirrorError):
+    """The shared folder (local or over SMB) could not be brought up to date."""

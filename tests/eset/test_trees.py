@@ -1,6 +1,12 @@
 import pytest
 
-from updmirror.eset.trees import TREES, index_for_request, route, tree_from_user_agent, user_agent
+from updmirror.eset.trees import (
+    TREES,
+    channel_from_spread_control,
+    index_for_request,
+    route,
+    tree_from_user_agent,
+)
 
 EEA11 = "EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; TDB 0; CL 1.1.1)"
 HOME16 = "ESS Update (Windows; U; 64bit; BPC 16.0.22.0; OS: 10.0.19045 SP 0.0 NT; TDB 29123)"
@@ -44,17 +50,10 @@ def test_old_and_dll_requests_pick_the_matching_index():
     assert index_for_request(TREES["v3"], "/dll/update.ver") == "eset_upd/update.ver"
 
 
-@pytest.mark.parametrize("tree", sorted(set(TREES) - {"pcu"}))
-def test_each_trees_user_agent_routes_back_to_it(tree):
-    assert tree_from_user_agent(user_agent(tree)) == tree
-    assert route(user_agent(tree), sorted(TREES)) == tree
-    assert route(user_agent(tree, mirror=True), sorted(TREES)) == tree
-    assert user_agent(tree, mirror=True).endswith(" updmirror")
-
-
-def test_the_client_and_the_mirror_take_the_agent_from_one_table():
-    from updmirror.client import Endpoint
-    from updmirror.upstream.settings import DEFAULT_USER_AGENT
-
-    assert Endpoint("v16", "x86", pinned=("0" * 40,)).agent == user_agent("v16", "x86")
-    assert DEFAULT_USER_AGENT == user_agent("ep11", mirror=True)
+@pytest.mark.parametrize("header,channel", [
+    (None, "regular"), ("", "regular"), ("domain=production", "regular"),
+    ("domain=pre-release", "pre-release"), ("Domain = Deferred ", "deferred"),
+    ("foo=1; domain=delayed", "deferred"), ("domain=beta", "regular"), ("pre-release", "regular"),
+])
+def test_spread_control_header_names_a_channel(header, channel):
+    assert channel_from_spread_control(header) == channel

@@ -16,9 +16,9 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 EXAMPLE = DEPLOY / "mirror.toml.example"
 UNIT = DEPLOY / "updmirror.service"
 SECTIONS = {"upstream": config.UpstreamConfig, "mirror": config.MirrorConfig,
-            "verify": config.VerifyConfig, "http": config.HttpConfig}
+            "verify": config.VerifyConfig, "http": config.HttpConfig, "folder": config.FolderConfig}
 # Keys of the file that are not a field of the same name.
-FILE_ONLY_KEYS = {"upstream": {"password_file"}}
+FILE_ONLY_KEYS = {"upstream": {"password_file"}, "folder": {"password_file"}}
 
 
 def example_for(tmp_path: Path) -> Path:

@@ -105,3 +105,19 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path):
         assert time.time() < deadline
     finally:
         proc.kill()
+
+
+def test_served_folders_follow_each_switch_and_keep_graced_files_at_their_paths(tmp_path):
+    store = Store(tmp_path)
+    store.ensure()
+    tree, pool = store.served_folders()
+    publish(store, {"/a/1.nup": b"one", "/a/2.nup": b"two"}, b"[A]\r\n")
+    assert (tree / "eset_upd/ep11/dll/update.ver").read_bytes() == b"[A]\r\n"
+    publish(store, {"/a/1.nup": b"one"}, b"[B]\r\n")
+    store.retire_and_clean(grace_seconds=100, now=1000.0)
+    # The same path now names the new snapshot: a web server resolves it per request.
+    assert (tree / "eset_upd/ep11/dll/update.ver").read_bytes() == b"[B]\r\n"
+    assert not (tree / "a/2.nup").exists() and (pool / "a/2.nup").read_bytes() == b"two"
+    assert not list(pool.rglob("update.ver"))          # indexes only ever from the current snapshot
+    store.retire_and_clean(grace_seconds=100, now=1101.0)
+    assert not (pool / "a/2.nup").exists() and (pool / "a/1.nup").exists()

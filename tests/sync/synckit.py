@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import vendor_real
+from mirrorkit import assert_whole
 from updmirror import config
-from updmirror.eset import nup
 from updmirror.eset.modules import modules
 from updmirror.eset.trees import TREES
 from updmirror.eset.updatever import UpdateVer
@@ -81,10 +81,7 @@ def assert_snapshot_complete(store: Store) -> None:
         for m in modules(index, "http://mirror/" + entry["path"]):
             f = snap.tree / m.path.lstrip("/")
             assert f.is_file(), f"{m.path} listed by {entry['path']} is missing"
-            if m.size is None:
-                nup.inspect(f, m.path)
-            else:
-                assert f.stat().st_size == m.size, f"{m.path}: {f.stat().st_size} bytes, size={m.size}"
+            assert_whole(f.read_bytes(), m.size, m.path)
 
 
 def port() -> int:

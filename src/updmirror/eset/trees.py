@@ -72,8 +72,13 @@ ALIASES: dict[str, str] = {
     "v6": "v5", "v7": "v5", "v8": "v5",
 }
 
-_ENDPOINT_RE = re.compile(r"\b(?:EEA|EES|EFSW|EMSX|ESFW)\s+Update\b.*?\bBPC\s+(\d{1,3})\.", re.I)
-_HOME_RE = re.compile(r"\bUpdate\b.*?\bBPC\s+(\d{1,3})\.", re.I)
+#: What a User-Agent says about its product generation, tried in this order:
+#: (tree name prefix, case-insensitive pattern whose one group is the major).
+#: The exported nginx and Apache configurations are generated from these.
+AGENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ep", re.compile(r"\b(?:EEA|EES|EFSW|EMSX|ESFW)\s+Update\b.*?\bBPC\s+(\d{1,3})\.", re.I)),
+    ("v", re.compile(r"\bUpdate\b.*?\bBPC\s+(\d{1,3})\.", re.I)),
+)
 
 
 #: How each family's product names itself; the first is the real agent of the
@@ -113,13 +118,29 @@ def tree_from_user_agent(user_agent: str | None) -> str | None:
     """The generation a client's User-Agent names (`ep11`, `v16`), or None."""
     if not user_agent:
         return None
-    m = _ENDPOINT_RE.search(user_agent)
-    if m:
-        return f"ep{int(m.group(1))}"
-    m = _HOME_RE.search(user_agent)
-    if m:
-        return f"v{int(m.group(1))}"
+    for prefix, pattern in AGENT_PATTERNS:
+        m = pattern.search(user_agent)
+        if m:
+            return f"{prefix}{int(m.group(1))}"
     return None
+
+
+#: `Eset-Spread-Control: domain=<value>` values and the channel each asks for
+#: (one source shows the header; the spellings beyond it are guesses).
+CHANNEL_BY_DOMAIN: dict[str, str] = {
+    "production": "regular", "regular": "regular",
+    "pre-release": "pre-release", "prerelease": "pre-release",
+    "deferred": "deferred", "delayed": "deferred"}
+
+
+def channel_from_spread_control(header: str | None) -> str:
+    """The channel an `Eset-Spread-Control` header asks for ("regular" when none)."""
+    channel = "regular"
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == "domain":
+            channel = CHANNEL_BY_DOMAIN.get(value.strip().lower(), "regular")
+    return channel
 
 
 def route(user_agent: str | None, published: list[str] | tuple[str, ...],
@@ -131,7 +152,12 @@ def route(user_agent: str | None, published: list[str] | tuple[str, ...],
     an older index it understands), else above it; `default` when the agent
     is unknown or nothing of its family is published.
     """
-    wanted = tree_from_user_agent(user_agent)
+    return route_generation(tree_from_user_agent(user_agent), published, default)
+
+
+def route_generation(wanted: str | None, published: list[str] | tuple[str, ...],
+                     default: str | None = None) -> str | None:
+    """`route()` for a client whose User-Agent named generation `wanted` (None: none)."""
     if wanted is None:
         return default
     if wanted in published:

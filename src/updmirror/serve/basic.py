@@ -18,7 +18,10 @@ import time
 REMEMBER_SECONDS = 60.0
 MAX_REMEMBERED = 10000
 
-CHALLENGE = b'WWW-Authenticate: Basic realm="updmirror", charset="UTF-8"\r\n'
+#: The realm clients are asked to log in to (the exported nginx and Apache
+#: configurations ask for the same one, so saved credentials keep working).
+REALM = "updmirror"
+CHALLENGE = f'WWW-Authenticate: Basic realm="{REALM}", charset="UTF-8"\r\n'.encode()
 
 
 def parse_basic(header: bytes | None) -> tuple[str, str] | None:

@@ -45,6 +45,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from updmirror.folder import publish_after_sync
     from updmirror.serve import master
     from updmirror.serve.schedule import first_delay, sync_forever
     from updmirror.store.snapshots import Store
@@ -56,7 +57,12 @@ def run_command(args: argparse.Namespace) -> int:
     current = Store(cfg.mirror.root).current()
     delay = first_delay(current.created if current else None, cfg.mirror.interval)
 
+    async def sync_and_publish():
+        report = await run_sync(cfg)
+        await asyncio.to_thread(publish_after_sync, cfg, report.ok)   # logs its own failure
+        return report
+
     async def schedule(stop: asyncio.Event) -> None:
-        await sync_forever(lambda: run_sync(cfg), cfg.mirror.interval, stop, delay=delay)
+        await sync_forever(sync_and_publish, cfg.mirror.interval, stop, delay=delay)
 
     return master.serve(cfg, workers=args.workers, schedule=schedule)

@@ -17,7 +17,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 
-from updmirror.eset.trees import TREES, index_for_request, route
+from updmirror.eset.trees import TREES, channel_from_spread_control, index_for_request, route
 from updmirror.store.snapshots import Snapshot, Store
 
 from .httpcore import http_date
@@ -30,12 +30,10 @@ SMALL_FILE = 64 * 1024
 SMALL_FILES_BUDGET = 64 * 1024 * 1024
 #: An index is always kept in memory unless it is absurdly large.
 MAX_INDEX_IN_MEMORY = 16 * 1024 * 1024
+#: The request headers an index answer depends on (User-Agent routing, channel).
+INDEX_VARY = "User-Agent, Eset-Spread-Control"
 #: Distinct User-Agent strings whose routing is remembered per snapshot.
 ROUTE_CACHE_SIZE = 4096
-
-CHANNEL_BY_DOMAIN = {b"production": "regular", b"regular": "regular",
-                     b"pre-release": "pre-release", b"prerelease": "pre-release",
-                     b"deferred": "deferred", b"delayed": "deferred"}
 
 _CONTENT_TYPES = {".ver": b"text/plain", ".nup": b"application/octet-stream",
                   ".txt": b"text/plain; charset=utf-8", ".json": b"application/json",
@@ -112,12 +110,7 @@ class Tables:
 
     def _route(self, request_path: bytes, user_agent: bytes | None,
                spread_control: bytes | None) -> FileEntry | None:
-        channel = "regular"
-        if spread_control:
-            for part in spread_control.split(b";"):
-                k, _, v = part.strip().partition(b"=")
-                if k.strip().lower() == b"domain":
-                    channel = CHANNEL_BY_DOMAIN.get(v.strip().lower(), "regular")
+        channel = channel_from_spread_control(spread_control.decode("latin-1") if spread_control else None)
         agent = user_agent.decode("latin-1") if user_agent else None
         path = request_path.decode("ascii")
         for ch in dict.fromkeys((channel, "regular")):
@@ -139,7 +132,7 @@ class Tables:
 def _with_vary(entry: FileEntry) -> FileEntry:
     # Caches between client and mirror must not hand one agent's index to another.
     return FileEntry(entry.fs_path, entry.size, entry.mtime, entry.etag, entry.last_modified,
-                     entry.headers + b"Vary: User-Agent, Eset-Spread-Control\r\n", entry.body,
+                     entry.headers + b"Vary: " + INDEX_VARY.encode() + b"\r\n", entry.body,
                      True, entry.length_header)
 
 

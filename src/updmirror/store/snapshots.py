@@ -111,6 +111,18 @@ class Store:
                 if not (current and snap.id == current.id)
                 and (snap.retired is None or now - snap.retired < grace_seconds)]
 
+    def served_folders(self) -> tuple[Path, Path]:
+        """Where a web server in front of the store looks a request path up, in order.
+
+        First the current snapshot's tree *through* the `current` link, which
+        the web server resolves per request, so a switch is one rename for it
+        too; then the pool, which holds every module file of every snapshot
+        still in its grace period at the same path (a pool file goes only when
+        no snapshot links it). Indexes are never in the pool: an index always
+        comes from the current snapshot.
+        """
+        return self.current_link / "tree", self.pool
+
     def pool_file(self, path: str) -> Path:
         """Where the verified file for repository `path` lives (confined)."""
         rel = normalise_path(path, "store")[1:]
