@@ -3,7 +3,7 @@
 import pytest
 
 from updmirror.errors import UnsafePathError
-from updmirror.serve.httpcore import HttpError, etag_matches, parse_head, parse_range
+from updmirror.serve.httpcore import HttpError, etag_matches, parse_head, parse_http_date, parse_range
 from updmirror.serve.protocol import _clean_path
 
 
@@ -90,3 +90,12 @@ def test_a_percent_encoded_plain_path_is_decoded_once():
 @pytest.mark.parametrize("raw", [b"/", b"/eset_upd/", b"/eset_upd/ep11/dll/"])
 def test_a_safe_folder_is_no_file_rather_than_a_bad_request(raw):
     assert _clean_path(raw) is None
+
+
+@pytest.mark.parametrize("value", [
+    b"Mon, 01 Jan 99999999999 00:00:00 GMT",      # a year no datetime holds
+    b"Mon, 01 Jan 2001 00:00:00 +99999999999",    # an offset beyond any day
+    b"Mon, 01 Jan 2001 99:99:99 GMT", b"yesterday", b"", b"\xff\xfe",
+])
+def test_an_unparsable_date_is_ignored(value):
+    assert parse_http_date(value) is None

@@ -175,9 +175,13 @@ def etag_matches(header: bytes, etag: bytes) -> bool:
 
 
 def parse_http_date(value: bytes) -> float | None:
+    """Seconds since the epoch, or None for anything unparsable (RFC 9110 13.1.3: ignored).
+
+    A year or offset beyond what `datetime` holds raises OverflowError, not ValueError.
+    """
     try:
         return parsedate_to_datetime(value.decode("ascii")).timestamp()
-    except (ValueError, TypeError, UnicodeDecodeError, IndexError):
+    except (ValueError, TypeError, UnicodeDecodeError, IndexError, OverflowError):
         return None
 
 

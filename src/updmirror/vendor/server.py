@@ -477,7 +477,7 @@ def _not_modified_since(request: web.Request, mtime: float) -> bool:
         return False
     try:
         since = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return False
     return int(mtime) <= since
 
