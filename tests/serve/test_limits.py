@@ -129,3 +129,30 @@ def test_ipv4_clients_of_a_dual_stack_socket_are_judged_as_ipv4(tmp_path, store,
         with Client(free_port, source="127.0.0.2") as c:
             assert c.request("/" + EP11_INDEX).status == 403
         assert {c.addr for c in server.worker.connections} <= {"127.0.0.1", "127.0.0.2"}
+
+
+def test_blank_lines_count_toward_the_header_timeout_and_reach_the_access_log(tmp_path, store, free_port,
+                                                                             monkeypatch):
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT", 1.0)
+    log = tmp_path / "access.log"
+    cfg = write_config(tmp_path, store, free_port, access_log=log)
+    with InProcessServer(cfg), Client(free_port) as c:
+        # One CRLF every 0.3 s: each alone would be a permitted stray line before a request.
+        c.sock.settimeout(0.3)
+        started = time.monotonic()
+        answer, closed = b"", False
+        while time.monotonic() - started < 6 and not closed:
+            try:
+                c.send(b"\r\n")
+                chunk = c.sock.recv(4096)
+                answer += chunk
+                closed = not chunk
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+        assert closed, "a client sending only blank lines was kept open"
+        assert time.monotonic() - started < 3.5
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert wait_until(lambda: log.exists() and '"-" 408 ' in log.read_text(), 5), \
+            log.read_text() if log.exists() else "no access log"

@@ -181,6 +181,7 @@ class Connection(asyncio.Protocol):
     def _process(self) -> None:
         buf = self.buf
         pos = 0
+        answered = False
         while not (self.busy or self.closing or self.write_paused):
             while buf.startswith(b"\r\n", pos):
                 pos += 2   # stray CRLF between requests (RFC 9112 2.2)
@@ -195,6 +196,7 @@ class Connection(asyncio.Protocol):
                 break
             head = buf[pos:end]
             pos = end + 4
+            answered = True
             self._request(head)
         rest = buf[pos:] if pos else buf
         self.buf = bytes(rest) if rest else b""
@@ -208,9 +210,13 @@ class Connection(asyncio.Protocol):
                     self.closing = True
                     self.transport.close()
                     return
-                self.idle = True
-                self.deadline = self.w.clock + IDLE_TIMEOUT
-            elif pos:
+                if answered or not pos:
+                    self.idle = True
+                    self.deadline = self.w.clock + IDLE_TIMEOUT
+                # else only blank lines came: still waiting for a head, under
+                # its deadline, or a CRLF every few seconds would hold the
+                # connection forever.
+            elif answered:
                 # Requests were answered; the head that follows gets its own time.
                 self.deadline = self.w.clock + HEADER_TIMEOUT
             if self.reading_paused and not self.write_paused:
@@ -573,9 +579,7 @@ class Connection(asyncio.Protocol):
         elif self.idle:
             self.transport.close()
         else:
-            self.transport.write(error_response(408, self.w.date.get(), close=True))
-            self.w.slot.responses[4] += 1
-            self.transport.close()
+            self._send_error(408, None, close=True)
 
     def shut(self) -> None:
         """The server is stopping: close now if idle, else after this response."""
