@@ -150,3 +150,14 @@ def test_a_crashed_worker_is_replaced(tmp_path, store, free_port):
         assert all(get(free_port, "/" + EP11_INDEX).body == INDEX_BYTES for _ in range(6))
         code, err = server.stop()
     assert code == 0 and "starting a new one" in err
+
+
+@pytest.mark.parametrize("content", [None, "alice:plaintext\n"], ids=["missing", "bad-line"])
+def test_an_htpasswd_error_names_the_configuration_key(tmp_path, store, free_port, content):
+    pw = tmp_path / "the-htpasswd"
+    if content is not None:
+        pw.write_text(content)
+    cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=pw)
+    result = run_cli("serve", "-c", str(cfg))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "[http] htpasswd" in result.stderr and str(cfg) in result.stderr and "the-htpasswd" in result.stderr

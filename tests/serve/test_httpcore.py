@@ -21,7 +21,7 @@ def test_http10_is_closed_unless_keep_alive_is_asked():
 
 
 def test_absolute_form_targets_keep_only_the_path():
-    assert parse_head(b"GET http://mirror:2221/a/b.nup HTTP/1.1").path == b"/a/b.nup"
+    assert parse_head(b"GET http://mirror:2221/a/b.nup HTTP/1.1\r\nHost: mirror").path == b"/a/b.nup"
 
 
 @pytest.mark.parametrize("head, status", [
@@ -40,9 +40,9 @@ def test_malformed_heads_are_refused(head, status):
 
 
 def test_a_body_is_noticed():
-    assert parse_head(b"GET / HTTP/1.1\r\nContent-Length: 5").has_body
-    assert not parse_head(b"GET / HTTP/1.1\r\nContent-Length: 0").has_body
-    assert parse_head(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked").has_body
+    assert parse_head(b"GET / HTTP/1.1\r\nHost: m\r\nContent-Length: 5").has_body
+    assert not parse_head(b"GET / HTTP/1.1\r\nHost: m\r\nContent-Length: 0").has_body
+    assert parse_head(b"GET / HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked").has_body
 
 
 @pytest.mark.parametrize("value, expected", [

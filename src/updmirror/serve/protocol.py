@@ -19,6 +19,7 @@ enforces, which costs nothing per request.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -67,6 +68,17 @@ STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metri
 _ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
 _KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
+_RETRY_SOON = b"Retry-After: 5\r\n"
+
+#: Never through a symlink: a tampered store must not lead a request out of it.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: The snapshot was cleaned up since the tables were built: plainly not found.
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR})
+#: The process is out of something: a moment later it may work (never a 404).
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+#: sendfile(2) errors that mean the client went away, not that the disk failed.
+_CLIENT_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
+                          errno.ECONNABORTED, errno.ETIMEDOUT})
 
 
 class Connection(asyncio.Protocol):
@@ -407,16 +419,26 @@ class Connection(asyncio.Protocol):
             self._finish(req, status, data, count)
             self._remember(req, status, data, count)
             return
-        self._remember(req, status, head, count, (entry.fs_path, start, count))
-        self._open_and_send(req, status, head, entry.fs_path, start, count)
+        self._remember(req, status, head, count, (entry, start, count))
+        self._open_and_send(req, status, head, entry, start, count)
 
-    def _open_and_send(self, req: Request, status: int, head: bytes, fs_path: str, start: int,
+    def _open_and_send(self, req: Request, status: int, head: bytes, entry: FileEntry, start: int,
                        count: int) -> None:
         try:
-            f = open(fs_path, "rb", buffering=0)
-        except OSError:
-            # The snapshot was cleaned up since the tables were built.
-            self._send_error(404, req, close=not req.keep_alive)
+            f = os.open(entry.fs_path, _OPEN_FLAGS)
+        except OSError as exc:
+            self._cannot_open(req, entry, exc)
+            return
+        try:
+            st = os.fstat(f)
+        except OSError as exc:
+            os.close(f)
+            self._cannot_open(req, entry, exc)
+            return
+        if st.st_ino != entry.ino or st.st_dev != entry.dev:
+            # A folder on the way became a symlink, or the file another file.
+            os.close(f)
+            self._cannot_open(req, entry, None)
             return
         sock = self.sock
         if sock is not None and _CORK is not None and not self.transport.get_write_buffer_size():
@@ -432,7 +454,29 @@ class Connection(asyncio.Protocol):
         self.transport.write(head)
         self._send_file(req, status, f, start, count, len(head))
 
-    def _send_file(self, req: Request, status: int, f, offset: int, count: int, head_len: int) -> None:
+    def _cannot_open(self, req: Request, entry: FileEntry, exc: OSError | None) -> None:
+        """Answer for a file of the tables that cannot be opened as they saw it."""
+        w = self.w
+        code = exc.errno if exc is not None else None
+        if code in _GONE:
+            self._send_error(404, req, close=not req.keep_alive)
+        elif code in _EXHAUSTED:
+            w.problems.log(logging.ERROR, "exhausted", "worker %d: cannot open %s (%s): answering 503; "
+                           "raise the open files limit (LimitNOFILE) or lower [http] max_connections",
+                           w.index, entry.fs_path, exc.strerror)
+            self._send_error(503, req, close=True, extra=_RETRY_SOON)
+        elif code is None or code == errno.ELOOP:
+            w.problems.log(logging.ERROR, "tampered", "worker %d: %s was replaced (by a symlink or "
+                           "another file) after it was published; refusing to serve it. Only "
+                           "'updmirror sync' writes the store: find out what changed it",
+                           w.index, entry.fs_path)
+            self._send_error(404, req, close=not req.keep_alive)
+        else:
+            w.problems.log(logging.ERROR, "unreadable", "worker %d: cannot open %s (%s): answering 500",
+                           w.index, entry.fs_path, exc.strerror)
+            self._send_error(500, req, close=not req.keep_alive)
+
+    def _send_file(self, req: Request, status: int, f: int, offset: int, count: int, head_len: int) -> None:
         w = self.w
         if self.sock_fd < 0 or w.add_writer is None or self.transport.get_write_buffer_size():
             # TLS (or a loop without writer callbacks, or a head still queued
@@ -442,7 +486,8 @@ class Connection(asyncio.Protocol):
             self.busy = True
             self.deadline = w.clock + SEND_TIMEOUT
             self.task = w.loop.create_task(
-                self._send_file_rest(req, status, f, offset, count, head_len, count))
+                self._send_file_rest(req, status, open(f, "rb", buffering=0), offset, count, head_len,
+                                     count))
             return
         self.sending = _FileSend(req, status, f, offset, count, head_len)
         self.busy = True
@@ -459,12 +504,16 @@ class Connection(asyncio.Protocol):
         if job is None or self.closing:
             return
         try:
-            n = os.sendfile(self.sock_fd, job.file.fileno(), job.offset, job.remaining)
+            n = os.sendfile(self.sock_fd, job.file, job.offset, job.remaining)
             if n == 0:
                 raise OSError("file shorter than its table entry")
         except BlockingIOError:
             n = 0
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _CLIENT_GONE:
+                self.w.problems.log(logging.ERROR, "send", "worker %d: sending %s failed (%s); the "
+                                    "download was cut", self.w.index, job.req.path.decode("latin-1"),
+                                    exc.strerror or exc)
             self._end_send(job)
             self._log(job.req, job.status, job.count - job.remaining)
             self.closing = True
@@ -494,7 +543,7 @@ class Connection(asyncio.Protocol):
     def _end_send(self, job: _FileSend) -> None:
         if job.waiting:
             self.w.remove_writer(self.sock_fd)
-        job.file.close()
+        os.close(job.file)
         self.sending = None
 
     async def _send_file_rest(self, req: Request, status: int, f, offset: int, remaining: int,
@@ -509,7 +558,10 @@ class Connection(asyncio.Protocol):
                 remaining -= n
                 done += n
                 self.deadline = w.clock + SEND_TIMEOUT
-        except (asyncio.CancelledError, OSError, RuntimeError):
+        except (asyncio.CancelledError, OSError, RuntimeError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in _CLIENT_GONE:
+                w.problems.log(logging.ERROR, "send", "worker %d: sending %s failed (%s); the download "
+                               "was cut", w.index, req.path.decode("latin-1"), exc.strerror or exc)
             f.close()
             self._log(req, status, count - remaining)
             self.closing = True

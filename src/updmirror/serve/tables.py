@@ -59,6 +59,9 @@ class FileEntry:
     body: bytes | None      # the bytes when kept in memory
     is_index: bool
     length_header: bytes = field(default=b"")
+    #: The inode the tables saw: what a request opens must still be it.
+    dev: int = 0
+    ino: int = 0
 
 
 @dataclass(slots=True)
@@ -140,7 +143,7 @@ def _with_vary(entry: FileEntry) -> FileEntry:
     # Caches between client and mirror must not hand one agent's index to another.
     return FileEntry(entry.fs_path, entry.size, entry.mtime, entry.etag, entry.last_modified,
                      entry.headers + b"Vary: User-Agent, Eset-Spread-Control\r\n", entry.body,
-                     True, entry.length_header)
+                     True, entry.length_header, entry.dev, entry.ino)
 
 
 def build(store: Store, grace: float, default_tree: str | None,
@@ -222,7 +225,7 @@ def _add_snapshot(snap: Snapshot, files: dict[bytes, FileEntry], is_current: boo
                 shared[inode] = info
             files[key] = FileEntry(fs_path, st.st_size, int(st.st_mtime), info.etag,
                                    info.last_modified, info.headers, info.body, is_index,
-                                   b"Content-Length: %d\r\n" % st.st_size)
+                                   b"Content-Length: %d\r\n" % st.st_size, st.st_dev, st.st_ino)
 
 
 def _describe(fs_path: str, name: str, st: os.stat_result, is_index: bool,

@@ -30,6 +30,7 @@ from .allow import AllowList
 from .basic import CheckMemory
 from .counters import Counters
 from .httpcore import DateCache
+from .loglimit import LogLimit
 from .memo import ResponseMemo
 from .protocol import Connection
 
@@ -60,7 +61,11 @@ def load_password_check(cfg: Config) -> tuple[Any, Any]:
     except ImportError as exc:
         raise ConfigError(f"{cfg.path}: [http] needs passwords, but this installation lacks "
                           f"their module ({exc})") from None
-    return Htpasswd.load(http.htpasswd), FailedAttempts(limit=10, window=300.0)
+    try:
+        passwords = Htpasswd.load(http.htpasswd)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.path}: [http] htpasswd: {exc}") from None
+    return passwords, FailedAttempts(limit=10, window=300.0)
 
 
 def tls_context(cfg: Config) -> ssl.SSLContext | None:
@@ -96,6 +101,8 @@ class Worker:
         self.date = DateCache()
         self.clock = time.monotonic()
         self.stopping = False
+        #: Problems met per request or per second are logged once a minute.
+        self.problems = LogLimit(log)
         self.memory = CheckMemory()
         self.memo = ResponseMemo()
         self.add_writer = self.remove_writer = None
