@@ -40,3 +40,7 @@ class UpstreamError(UpdmirrorError):
 
 class LockedError(UpdmirrorError):
     """Another process holds the store's lock."""
+
+
+class StoreError(UpdmirrorError):
+    """A write to the store failed: a full disk, an I/O error."""

@@ -194,12 +194,19 @@ class SnapshotBuilder:
         _write_json(self.dir / MANIFEST, manifest)
         final = self.store.snapshots_dir / self.id
         os.rename(self.dir, final)
-        fsync_path(self.store.snapshots_dir)
         tmp = self.store.root / f".current-{self.id}"
-        if tmp.is_symlink():
-            tmp.unlink()
-        os.symlink(f"snapshots/{self.id}", tmp)
-        os.replace(tmp, self.store.current_link)
+        try:
+            fsync_path(self.store.snapshots_dir)
+            if tmp.is_symlink():
+                tmp.unlink()
+            os.symlink(f"snapshots/{self.id}", tmp)
+            os.replace(tmp, self.store.current_link)
+        except BaseException:
+            # Not published (a full disk cannot hold the new link): a complete
+            # snapshot that never was current must not pass for a replaced one.
+            tmp.unlink(missing_ok=True)
+            os.rename(final, self.dir)
+            raise
         fsync_path(self.store.root)
         return Snapshot(self.id, final, manifest)
 
