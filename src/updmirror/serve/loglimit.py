@@ -26,8 +26,12 @@ class LogLimit:
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
 
-    def log(self, level: int, kind: str, message: str, *args: object) -> bool:
-        """Log `message % args` unless `kind` was logged within the interval; True when logged."""
+    def log(self, level: int, kind: str, message: str, *args: object, tally: bool = True) -> bool:
+        """Log `message % args` unless `kind` was logged within the interval; True when logged.
+
+        `tally`: say how many occurrences were held back (False for a state
+        checked once a second, whose count means nothing).
+        """
         now = self._clock()
         last = self._last.get(kind)
         if last is not None and now - last < self.interval:
@@ -35,7 +39,7 @@ class LogLimit:
             return False
         self._last[kind] = now
         held = self._held.pop(kind, 0)
-        if held:
+        if held and tally:
             message += f" (and {held} more time{'s' if held > 1 else ''} since the last such line)"
         self.logger.log(level, message, *args)
         return True

@@ -16,6 +16,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from updmirror.eset.trees import TREES, index_for_request, route
 from updmirror.store.snapshots import Snapshot, Store
@@ -146,13 +147,21 @@ def _with_vary(entry: FileEntry) -> FileEntry:
                      True, entry.length_header, entry.dev, entry.ino)
 
 
+#: build(current=...) not given: read the store's pointer.
+_FROM_STORE: Any = object()
+
+
 def build(store: Store, grace: float, default_tree: str | None,
-          previous: Tables | None = None, now: float | None = None) -> Tables:
+          previous: Tables | None = None, now: float | None = None,
+          current: Snapshot | None = _FROM_STORE) -> Tables:
+    """The tables of `current` (by default the store's current snapshot) and of
+    the snapshots in their grace period."""
     now = time.time() if now is None else now
-    current = store.current()
+    if current is _FROM_STORE:
+        current = store.current()
     # If a switch lands between these two calls, `older` still holds `current`
     # (not yet retired) and lacks only the new snapshot, served on the next build.
-    older = store.in_grace(grace, now)
+    older = [s for s in store.in_grace(grace, now) if current is None or s.id != current.id]
     old_shared = previous.shared if previous else {}
     shared: dict = {}
     budget = [SMALL_FILES_BUDGET]

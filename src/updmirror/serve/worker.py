@@ -113,7 +113,9 @@ class Worker:
         from updmirror.serve import status as status_module
         self.status_module = status_module
         self.link = self._read_link()
-        self.tables = tables_mod.build(self.store, cfg.mirror.grace, cfg.http.default_tree)
+        #: Why `current` cannot be followed, while it cannot.
+        self.pointer_problem: str | None = None
+        self.tables, self.pointer_problem = self._load(None)
         self._building = False
         self._stop: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -151,6 +153,8 @@ class Worker:
                                             backlog=BACKLOG)
                    for sock in self.sockets]
         self._log_serving()
+        if self.pointer_problem is not None:
+            self._warn_pointer()
         tick = loop.call_later(1.0, self._tick)
         if ready is not None:
             ready()
@@ -192,6 +196,8 @@ class Worker:
         self.slot.flush()
         self.access_log.flush()
         self._check_snapshot()
+        if self.pointer_problem is not None:
+            self._warn_pointer()
         self.loop.call_later(1.0, self._tick)
 
     # -- snapshots ----------------------------------------------------------------
@@ -211,11 +217,23 @@ class Worker:
         self._building = True
         self.loop.create_task(self._rebuild(link))
 
+    def _load(self, previous: tables_mod.Tables | None) -> tuple[tables_mod.Tables, str | None]:
+        """The tables for the store as it is now, and what is wrong with its
+        pointer. A broken pointer changes nothing clients see: the last good
+        tables stay; at start-up, the newest snapshot is the last one published
+        (a snapshot only reaches snapshots/ by being published)."""
+        grace, default_tree = self.cfg.mirror.grace, self.cfg.http.default_tree
+        snapshot, problem = self.store.current_state()
+        if problem is None:
+            return tables_mod.build(self.store, grace, default_tree, previous, current=snapshot), None
+        if previous is not None and previous.current is not None:
+            return previous, problem
+        newest = next(iter(self.store.snapshots()), None)
+        return tables_mod.build(self.store, grace, default_tree, previous, current=newest), problem
+
     async def _rebuild(self, link: str | None) -> None:
         try:
-            new = await self.loop.run_in_executor(
-                None, tables_mod.build, self.store, self.cfg.mirror.grace,
-                self.cfg.http.default_tree, self.tables)
+            new, problem = await self.loop.run_in_executor(None, self._load, self.tables)
         except Exception:
             log.exception("worker %d: cannot load the snapshot tables; still serving %s",
                           self.index, self.tables.current_id)
@@ -226,8 +244,20 @@ class Worker:
         self.tables = new
         self.memo.renew()
         self.link = link
-        if changed:
+        was, self.pointer_problem = self.pointer_problem, problem
+        if problem is not None and problem != was:
+            self.problems.forget("pointer")     # a new kind of damage: say it now
+        if problem is None and was is not None:
+            self.problems.forget("pointer")
+            log.warning("worker %d: the store's current pointer is good again", self.index)
+        if changed or (problem is None and was is not None):
             self._log_serving()
+
+    def _warn_pointer(self) -> None:
+        self.problems.log(logging.ERROR, "pointer", "worker %d: the store's current pointer is broken: %s; "
+                          "still serving snapshot %s. Run 'updmirror sync' to publish a new snapshot, "
+                          "which repairs it", self.index, self.pointer_problem, self.tables.current_id,
+                          tally=False)
 
     def _log_serving(self) -> None:
         t = self.tables
