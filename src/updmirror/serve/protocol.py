@@ -353,7 +353,7 @@ class Connection(asyncio.Protocol):
                 + b"\r\n" + _connection(req) + b"\r\n")
         self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
 
-    def _serve_file(self, req: Request) -> None:
+    def _serve_file(self, req: Request, after_switch: bool = False) -> None:
         tables = self.w.tables
         path = req.path
         if path in ROUTED_PATHS:
@@ -373,9 +373,26 @@ class Connection(asyncio.Protocol):
                 else:
                     entry = tables.files.get(clean)
         if entry is None:
+            if not after_switch and self.w.current_moved():
+                # Another worker may have served the index that named this file.
+                self.busy = True
+                self.task = self.w.loop.create_task(self._serve_after_switch(req))
+                return
             self._send_error(404, req, close=not req.keep_alive)
             return
         self._send_entry(req, entry)
+
+    async def _serve_after_switch(self, req: Request) -> None:
+        try:
+            await self.w.catch_up()
+        except asyncio.CancelledError:
+            return
+        if self.closing:
+            return
+        self.busy = False
+        self._serve_file(req, after_switch=True)
+        if not self.busy:
+            self._continue()
 
     def _send_entry(self, req: Request, entry: FileEntry) -> None:
         w = self.w

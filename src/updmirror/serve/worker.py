@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 BACKLOG = 4096
 #: On shutdown, responses in flight get this long to finish.
 SHUTDOWN_GRACE = 10.0
+#: A request that missed waits at most this long for a new snapshot's tables.
+CATCH_UP_SECONDS = 10.0
 
 STATUS_TYPES = {"html": b"text/html; charset=utf-8", "json": b"application/json",
                 "metrics": b"text/plain; version=0.0.4; charset=utf-8"}
@@ -116,7 +118,9 @@ class Worker:
         #: Why `current` cannot be followed, while it cannot.
         self.pointer_problem: str | None = None
         self.tables, self.pointer_problem = self._load(None)
-        self._building = False
+        self._build: asyncio.Task | None = None
+        #: The link whose tables failed to build; the once-a-second check retries it.
+        self._failed_link: str | None = None
         self._stop: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -212,10 +216,36 @@ class Worker:
         expiry = self.tables.next_expiry
         if not (force or link != self.link or (expiry is not None and time.time() >= expiry)):
             return
-        if self._building:
+        if self._build is not None and not self._build.done():
             return
-        self._building = True
-        self.loop.create_task(self._rebuild(link))
+        self._build = self.loop.create_task(self._rebuild(link))
+
+    def current_moved(self) -> bool:
+        """Whether `current` points elsewhere than the tables served (one readlink).
+
+        Asked before answering 404: workers switch on their own clocks, so
+        another worker may already have served the index of a snapshot whose
+        files this one has not loaded yet.
+        """
+        if self._build is not None and not self._build.done():
+            return True
+        link = self._read_link()
+        return link != self.link and link != self._failed_link
+
+    async def catch_up(self) -> None:
+        """Serve the snapshot `current` points at now: wait for the tables being
+        built, or build them (at most twice, within CATCH_UP_SECONDS)."""
+        until = time.monotonic() + CATCH_UP_SECONDS
+        builds = 0
+        while (left := until - time.monotonic()) > 0:
+            build = self._build
+            if build is not None and not build.done():
+                await asyncio.wait({build}, timeout=left)
+                continue
+            if self._read_link() == self.link or builds >= 2:
+                return
+            builds += 1
+            self._check_snapshot(force=True)
 
     def _load(self, previous: tables_mod.Tables | None) -> tuple[tables_mod.Tables, str | None]:
         """The tables for the store as it is now, and what is wrong with its
@@ -234,12 +264,13 @@ class Worker:
     async def _rebuild(self, link: str | None) -> None:
         try:
             new, problem = await self.loop.run_in_executor(None, self._load, self.tables)
-        except Exception:
-            log.exception("worker %d: cannot load the snapshot tables; still serving %s",
-                          self.index, self.tables.current_id)
+        except Exception as exc:
+            self._failed_link = link
+            log.debug("worker %d: building the tables failed", self.index, exc_info=True)
+            self.problems.log(logging.ERROR, "tables", "worker %d: cannot load the snapshot tables (%s); "
+                              "still serving %s", self.index, exc, self.tables.current_id)
             return
-        finally:
-            self._building = False
+        self._failed_link = None
         changed = new.current_id != self.tables.current_id
         self.tables = new
         self.memo.renew()
