@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import os
 import socket
 import time
@@ -298,16 +299,17 @@ class Connection(asyncio.Protocol):
             self._send_error(401, req, close=not req.keep_alive, extra=CHALLENGE)
             return False
         user, password = creds
-        if w.failed.blocked(self.addr):
-            self._send_error(429, req, close=True, extra=b"Retry-After: 60\r\n")
-            return False
         if admin and user not in w.admin_users:
             self.user = user
             self._send_error(403, req, close=not req.keep_alive)
             return False
-        if w.memory.knows(user, password):
+        if w.htpasswd.remembers(user, password):
             self.user = user
             return True
+        wait = w.guesses.admit(self.addr, user)
+        if wait > 0:
+            self._send_error(429, req, close=True, extra=b"Retry-After: %d\r\n" % math.ceil(wait))
+            return False
         # The password hash is slow on purpose: check it off the event loop.
         self.busy = True
         self.task = w.loop.create_task(self._check_password(req, user, password, then))
@@ -322,17 +324,15 @@ class Connection(asyncio.Protocol):
         except Exception:
             log.exception("password check failed")
             ok = False
+        if ok:
+            w.guesses.refund(self.addr, user)
         if self.closing:
             return
         self.busy = False
+        self.user = user
         if ok:
-            w.memory.remember(user, password)
-            w.failed.reset(self.addr)
-            self.user = user
             then(req)
         else:
-            w.failed.record(self.addr)
-            self.user = user
             self._send_error(401, req, close=not req.keep_alive, extra=CHALLENGE)
         if not self.busy:
             self._continue()

@@ -27,7 +27,7 @@ from updmirror.store.snapshots import Store
 from . import tables as tables_mod
 from .accesslog import AccessLog
 from .allow import AllowList
-from .basic import CheckMemory
+from .auth import GuessLimit, Htpasswd
 from .counters import Counters
 from .httpcore import DateCache
 from .loglimit import LogLimit
@@ -47,27 +47,22 @@ STATUS_TYPES = {"html": b"text/html; charset=utf-8", "json": b"application/json"
                 "metrics": b"text/plain; version=0.0.4; charset=utf-8"}
 
 
-def load_password_check(cfg: Config) -> tuple[Any, Any]:
-    """(Htpasswd, FailedAttempts) when the configuration needs passwords, else (None, None).
+def load_password_check(cfg: Config) -> Htpasswd | None:
+    """The htpasswd file when the configuration needs passwords, else None.
 
-    Raises ConfigError (exit 2) naming the file when it cannot be read.
+    Raises ConfigError (exit 2) naming mirror.toml, the key and the file
+    when it cannot be read.
     """
     http = cfg.http
     if http.auth != "basic" and http.status_access != "admin":
-        return None, None
+        return None
     if http.htpasswd is None:
         raise ConfigError(f'{cfg.path}: [http] status_access = "admin" needs an htpasswd file: '
                           "set [http] htpasswd")
     try:
-        from updmirror.serve.auth import FailedAttempts, Htpasswd
-    except ImportError as exc:
-        raise ConfigError(f"{cfg.path}: [http] needs passwords, but this installation lacks "
-                          f"their module ({exc})") from None
-    try:
-        passwords = Htpasswd.load(http.htpasswd)
+        return Htpasswd.load(http.htpasswd)
     except ConfigError as exc:
         raise ConfigError(f"{cfg.path}: [http] htpasswd: {exc}") from None
-    return passwords, FailedAttempts(limit=10, window=300.0)
 
 
 def tls_context(cfg: Config) -> ssl.SSLContext | None:
@@ -105,7 +100,7 @@ class Worker:
         self.stopping = False
         #: Problems met per request or per second are logged once a minute.
         self.problems = LogLimit(log)
-        self.memory = CheckMemory()
+        self.guesses = GuessLimit(counters.guesses)
         self.memo = ResponseMemo()
         self.add_writer = self.remove_writer = None
         self.allow_generation = 0
@@ -124,18 +119,16 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    def _apply(self, cfg: Config, passwords: tuple[Any, Any]) -> None:
-        """Take the settings that may change on reload (SIGHUP)."""
+    def _apply(self, cfg: Config, passwords: Htpasswd | None) -> None:
+        """Take the settings that may change on reload (SIGHUP). A new htpasswd
+        object forgets the passwords checked under the old file."""
         self.allow = AllowList(cfg.http.allow)
         self.allow_generation += 1
-        self.htpasswd, failed = passwords
-        if failed is not None and getattr(self, "failed", None) is None:
-            self.failed = failed
+        self.htpasswd = passwords
         self.auth = self.htpasswd if cfg.http.auth == "basic" else None
         self.status_admin = cfg.http.status_access == "admin"
         self.admin_users = frozenset(cfg.http.admin_users)
         self.cfg = cfg
-        self.memory.forget()
         # Remembered answers were given under the old settings.
         self.memo = ResponseMemo(enabled=self.auth is None)
 
