@@ -74,6 +74,8 @@ class HttpConfig:
     default_tree: str | None = None
     workers: int = 0               # 0: one per core
     max_connections: int = 20000
+    #: ... of them from one client address (an IPv6 /64), so no one takes them all.
+    max_connections_per_address: int = 1000
     status_access: str = "allow"   # allow | admin
     admin_users: tuple[str, ...] = ()
     access_log: Path | None = None
@@ -237,6 +239,7 @@ def _http(t: _Table, base: Path, mirror: MirrorConfig) -> HttpConfig:
         default_tree=default_tree or (mirror.trees[0] if mirror.trees else None),
         workers=t.integer("workers", 0, low=0, high=64),
         max_connections=t.integer("max_connections", 20000, low=1),
+        max_connections_per_address=t.integer("max_connections_per_address", 1000, low=1),
         status_access=status_access,
         admin_users=tuple(t.strs("admin_users", [])),
         access_log=_path(base, access_log) if access_log else None,

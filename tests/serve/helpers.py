@@ -4,6 +4,7 @@ server in a subprocess, and a raw HTTP/1.1 client over a real socket."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -80,12 +81,19 @@ def _toml(key: str, value: object) -> str:
 class ServerProcess:
     """`python -m updmirror serve -c CONFIG` until stopped (bounded waits)."""
 
-    def __init__(self, config: Path, port: int, command: str = "serve", extra: tuple = ()):
+    def __init__(self, config: Path, port: int, command: str = "serve", extra: tuple = (),
+                 open_files: int | None = None):
+        """`open_files`: the server's RLIMIT_NOFILE (soft and hard), as `ulimit -n` sets it."""
         env = dict(os.environ, PYTHONPATH=SRC)
         self.port = port
+
+        def limit() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.proc = subprocess.Popen([sys.executable, "-m", "updmirror", command, "-c", str(config),
                                       *extra], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, preexec_fn=limit)
 
     def wait_ready(self, timeout: float = 10.0) -> ServerProcess:
         until = time.monotonic() + timeout

@@ -4,9 +4,11 @@ timeouts and caps in test_limits.py, guessing in test_basic.py.)"""
 
 import os
 import shutil
+import socket
+import time
 
 import pytest
-from helpers import EP11_INDEX, Client, InProcessServer, get, publish, write_config
+from helpers import EP11_INDEX, Client, InProcessServer, ServerProcess, get, publish, write_config
 
 MODULE = "/m/em002_64_l0.nup"
 #: Larger than tables.SMALL_FILE, so it is opened per request, not kept in memory.
@@ -89,3 +91,42 @@ def test_http10_without_host_is_still_served(served):
     _snap, port = served
     status, _ = raw(port, b"GET /" + EP11_INDEX.encode() + b" HTTP/1.0\r\n\r\n")
     assert status == 200
+
+
+def connect_many(port: int, count: int, addresses: int) -> list[socket.socket]:
+    """`count` idle connections from 127.0.0.2 .. 127.0.0.(addresses+1), round robin."""
+    socks = []
+    for i in range(count):
+        s = socket.socket()
+        s.settimeout(10)
+        s.bind((f"127.0.0.{2 + i % addresses}", 0))
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+    return socks
+
+
+def test_out_of_descriptors_a_file_that_exists_is_not_404_and_new_clients_get_503(tmp_path, free_port):
+    root = tmp_path / "store"
+    publish(root, {MODULE: MODULE_BYTES}, {EP11_INDEX: b"[PERSEUS0]\r\n"})
+    # The probe's case: `ulimit -n 1100`, one worker, the default max_connections.
+    cfg = write_config(tmp_path, root, free_port, max_connections_per_address=20000)
+    server = ServerProcess(cfg, free_port, open_files=1100).wait_ready()
+    held = []
+    try:
+        with Client(free_port) as first:
+            held = connect_many(free_port, 1200, addresses=60)
+            time.sleep(2.5)          # the server has accepted what it will, and met its limit
+            r = first.request(MODULE)
+            assert r.status == 200 and r.body == MODULE_BYTES
+            with Client(free_port, timeout=10) as late:
+                r = late.read_response()        # answered at once, not left waiting
+                assert r.status == 503 and "retry-after" in r.headers
+            assert first.request(MODULE).body == MODULE_BYTES
+    finally:
+        for s in held:
+            s.close()
+        code, err = server.stop()
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err and len(err) < 20_000, err[-2000:]
+    # Said at start-up: the cap was lowered to what the descriptors hold.
+    assert "open files limit" in err and "1100" in err, err[-2000:]

@@ -156,3 +156,36 @@ def test_blank_lines_count_toward_the_header_timeout_and_reach_the_access_log(tm
         assert answer.startswith(b"HTTP/1.1 408 ")
         assert wait_until(lambda: log.exists() and '"-" 408 ' in log.read_text(), 5), \
             log.read_text() if log.exists() else "no access log"
+
+
+def test_one_address_cannot_take_every_connection(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, max_connections=10, max_connections_per_address=2)
+    with InProcessServer(cfg) as server:
+        held = [Client(free_port, source="127.0.0.2"), Client(free_port, source="127.0.0.2")]
+        try:
+            assert wait_until(lambda: len(server.worker.connections) == 2, 5)
+            with Client(free_port, source="127.0.0.2") as extra:
+                r = extra.read_response()
+                assert r.status == 503 and b"to one address" in r.body and r.headers["retry-after"]
+            # Others are served, and so is the address on the connections it holds.
+            assert get(free_port, "/" + EP11_INDEX).status == 200
+            assert held[1].request("/" + EP11_INDEX).status == 200
+        finally:
+            for c in held:
+                c.close()
+        with Client(free_port, source="127.0.0.2") as again:
+            assert again.request("/" + EP11_INDEX).status == 200
+        assert wait_until(lambda: server.worker.per_address == {}, 5), server.worker.per_address
+
+
+def test_the_cap_is_lowered_to_what_the_descriptors_hold():
+    from updmirror.serve.capacity import OVERFLOW, RESERVED_FDS, capacity
+
+    roomy = capacity(20000, 1000, workers=2, open_files=65536)
+    assert (roomy.connections, roomy.per_address, roomy.lowered_from) == (10000, 500, None)
+    tight = capacity(20000, 1000, workers=1, open_files=1100)
+    # Two descriptors a connection (its socket and a file being sent), besides the reserve.
+    assert tight.connections == (1100 - RESERVED_FDS - OVERFLOW) // 2 and tight.lowered_from == 20000
+    assert 2 * tight.connections + OVERFLOW + RESERVED_FDS <= 1100
+    assert tight.per_address == 1000 * tight.connections // 20000     # the same share of a smaller server
+    assert capacity(2, 1000, workers=1, open_files=65536).per_address == 2

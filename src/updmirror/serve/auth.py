@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import os
 import re
 import secrets
@@ -38,6 +37,7 @@ import bcrypt
 
 from updmirror.errors import ConfigError, UpdmirrorError
 
+from .allow import client_key
 from .counters import Buckets
 
 #: bcrypt cost for passwords we write. Apache's default (5) is weak; each
@@ -369,18 +369,6 @@ class GuessLimit:
 
 
 def _guess_keys(addr: str, user: str) -> list[tuple[bytes, int, float]]:
-    where = _key(addr).encode()
+    where = client_key(addr).encode()
     return [(b"address\0" + where, ADDRESS_BURST, ADDRESS_REFILL),
             (b"user\0" + where + b"\0" + user.encode("utf-8", "surrogateescape"), USER_BURST, USER_REFILL)]
-
-
-def _key(addr: str) -> str:
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
-        return addr
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)

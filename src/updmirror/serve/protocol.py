@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from updmirror.errors import UnsafePathError
 from updmirror.eset.modules import normalise_path
 
+from .allow import client_key
 from .basic import CHALLENGE, parse_basic
 from .httpcore import (
     MAX_HEAD,
@@ -83,7 +84,7 @@ _CLIENT_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.E
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("w", "transport", "sock_fd", "addr", "allowed", "allow_generation", "buf",
+    __slots__ = ("w", "transport", "sock_fd", "addr", "addr_key", "allowed", "allow_generation", "buf",
                  "busy", "closing", "deadline", "idle", "write_paused", "reading_paused",
                  "peer_eof", "user", "task", "memo_key", "sending", "sock")
 
@@ -122,16 +123,28 @@ class Connection(asyncio.Protocol):
                 self.sock_fd = sock.fileno()
         self.allowed = w.allow.permits(self.addr)
         self.allow_generation = w.allow_generation
+        key = self.addr_key = client_key(addr)
+        held = w.per_address[key] = w.per_address.get(key, 0) + 1
         if len(w.connections) > w.max_connections:
             body = (f"503 Service Unavailable: this mirror serves at most "
-                    f"{w.cfg.http.max_connections} connections at once; retry in a moment\n").encode()
-            self._send_error(503, None, close=True, extra=b"Retry-After: 5\r\n", body=body)
+                    f"{w.max_connections * w.counters.workers} connections at once; retry in a moment\n")
+            self._send_error(503, None, close=True, extra=_RETRY_SOON, body=body.encode())
+        elif held > w.max_per_address:
+            body = (f"503 Service Unavailable: this mirror serves at most "
+                    f"{w.max_per_address * w.counters.workers} connections at once to one address; "
+                    "retry in a moment\n")
+            self._send_error(503, None, close=True, extra=_RETRY_SOON, body=body.encode())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         w = self.w
         w.connections.discard(self)
         w.slot.connections_open -= 1
+        left = w.per_address.pop(self.addr_key) - 1
+        if left:
+            w.per_address[self.addr_key] = left
+        if not w.accepting:
+            w.connection_closed()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.sending is not None:

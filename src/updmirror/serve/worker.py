@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import signal
 import socket
@@ -28,6 +27,7 @@ from . import tables as tables_mod
 from .accesslog import AccessLog
 from .allow import AllowList
 from .auth import GuessLimit, Htpasswd
+from .capacity import capacity, open_files_limit
 from .counters import Counters
 from .httpcore import DateCache
 from .loglimit import LogLimit
@@ -42,6 +42,8 @@ BACKLOG = 4096
 SHUTDOWN_GRACE = 10.0
 #: A request that missed waits at most this long for a new snapshot's tables.
 CATCH_UP_SECONDS = 10.0
+#: Sockets accepted per readiness event (more wait for the next one).
+ACCEPT_BATCH = 32
 
 STATUS_TYPES = {"html": b"text/html; charset=utf-8", "json": b"application/json",
                 "metrics": b"text/plain; version=0.0.4; charset=utf-8"}
@@ -94,7 +96,16 @@ class Worker:
         self.ssl = ssl_context
         self.tls = ssl_context is not None
         self.connections: set[Connection] = set()
-        self.max_connections = math.ceil(cfg.http.max_connections / counters.workers)
+        self.capacity = capacity(cfg.http.max_connections, cfg.http.max_connections_per_address,
+                                 counters.workers, open_files_limit())
+        self.max_connections = self.capacity.connections
+        self.max_per_address = self.capacity.per_address
+        #: Connections held per client (allow.client_key), for max_per_address.
+        self.per_address: dict[str, int] = {}
+        #: Accepted sockets whose transport (and TLS handshake) is being set up.
+        self.adopting = 0
+        self.accepting = False
+        self._accept_failed = False
         self.date = DateCache()
         self.clock = time.monotonic()
         self.stopping = False
@@ -146,9 +157,7 @@ class Worker:
             loop.add_signal_handler(signal.SIGINT, self.stop)
             # The master starts workers with these blocked until now.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGTERM, signal.SIGINT})
-        servers = [await loop.create_server(lambda: Connection(self), sock=sock, ssl=self.ssl,
-                                            backlog=BACKLOG)
-                   for sock in self.sockets]
+        self._listen()
         self._log_serving()
         if self.pointer_problem is not None:
             self._warn_pointer()
@@ -159,7 +168,7 @@ class Worker:
             await self._stop.wait()
         finally:
             tick.cancel()
-            await self._shutdown(servers)
+            await self._shutdown()
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -169,10 +178,11 @@ class Worker:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.stop)
 
-    async def _shutdown(self, servers: list[asyncio.AbstractServer]) -> None:
+    async def _shutdown(self) -> None:
         self.stopping = True
-        for server in servers:
-            server.close()
+        self._pause_accepting()
+        for sock in self.sockets:
+            sock.close()
         for conn in list(self.connections):
             conn.shut()
         until = time.monotonic() + SHUTDOWN_GRACE
@@ -195,7 +205,67 @@ class Worker:
         self._check_snapshot()
         if self.pointer_problem is not None:
             self._warn_pointer()
+        if self._accept_failed:
+            self._listen()
         self.loop.call_later(1.0, self._tick)
+
+    # -- accepting ------------------------------------------------------------------
+    # Not asyncio's Server: it accepts whatever the kernel queued, and on EMFILE
+    # logs a traceback for each of up to `backlog` attempts a second. Here no
+    # more sockets are accepted than the capacity can hold (the rest wait in
+    # the kernel's queue), and a failure is one line a minute.
+    def _listen(self) -> None:
+        self._accept_failed = False
+        if self.accepting or self.stopping:
+            return
+        for sock in self.sockets:
+            self.loop.add_reader(sock.fileno(), self._accept, sock)
+        self.accepting = True
+
+    def _pause_accepting(self) -> None:
+        if self.accepting:
+            for sock in self.sockets:
+                self.loop.remove_reader(sock.fileno())
+            self.accepting = False
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if len(self.connections) + self.adopting >= self.capacity.ceiling:
+                self._pause_accepting()    # connection_closed() resumes
+                return
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                # Out of descriptors or memory (another process may hold them):
+                # new clients wait in the queue; the next tick tries again.
+                self.problems.log(logging.ERROR, "accept", "worker %d: cannot accept connections (%s); "
+                                  "new clients wait until it can: raise the open files limit "
+                                  "(LimitNOFILE) or lower [http] max_connections", self.index,
+                                  exc.strerror or exc)
+                self._pause_accepting()
+                self._accept_failed = True
+                return
+            self.adopting += 1
+            self.loop.create_task(self._adopt(conn))
+
+    async def _adopt(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: Connection(self), conn, ssl=self.ssl)
+        except Exception as exc:   # a TLS handshake that failed or timed out, a reset
+            log.debug("worker %d: a connection ended before it began: %r", self.index, exc)
+        finally:
+            self.adopting -= 1
+            self.connection_closed()
+
+    def connection_closed(self) -> None:
+        """A descriptor was freed: accept again once there is room."""
+        if (not self.accepting and not self._accept_failed and not self.stopping
+                and len(self.connections) + self.adopting < self.capacity.ceiling - ACCEPT_BATCH // 2):
+            self._listen()
 
     # -- snapshots ----------------------------------------------------------------
     def _read_link(self) -> str | None:
