@@ -161,3 +161,29 @@ def test_an_htpasswd_error_names_the_configuration_key(tmp_path, store, free_por
     result = run_cli("serve", "-c", str(cfg))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "[http] htpasswd" in result.stderr and str(cfg) in result.stderr and "the-htpasswd" in result.stderr
+
+
+def test_workers_stop_when_their_master_is_killed(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, workers=2)
+    with ServerProcess(cfg, free_port) as server:
+        workers = _workers(server.proc.pid)
+        assert len(workers) == 2
+        server.proc.kill()
+        server.proc.wait(10)
+        try:
+            # Else they keep the port, and a new server would share it with them.
+            assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") and _state(p) != "Z"
+                                              for p in workers), 10)
+        finally:
+            for p in workers:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -109,6 +109,9 @@ class Worker:
         self.date = DateCache()
         self.clock = time.monotonic()
         self.stopping = False
+        #: The master; a worker whose master is gone (killed) stops, or it
+        #: would keep the port with nothing to restart or reload it.
+        self.parent = os.getppid()
         #: Problems met per request or per second are logged once a minute.
         self.problems = LogLimit(log)
         self.guesses = GuessLimit(counters.guesses)
@@ -207,6 +210,9 @@ class Worker:
             self._warn_pointer()
         if self._accept_failed:
             self._listen()
+        if os.getppid() != self.parent:
+            log.error("worker %d: the master process (pid %d) is gone; stopping", self.index, self.parent)
+            self.stop()
         self.loop.call_later(1.0, self._tick)
 
     # -- accepting ------------------------------------------------------------------
