@@ -73,3 +73,23 @@ def limit_inodes(where: Path, spare: int) -> None:
                           capture_output=True, text=True)
     if done.returncode != 0:
         need(f"cannot remount the test's tmpfs with fewer inodes: {done.stderr.strip()}")
+
+
+def inject(*rules: str, path: str | None = None) -> tuple[str, ...]:
+    """A command prefix that runs a process (and its children) with system calls
+    failing as `rules` say, e.g. "fsync:error=EIO" or "sendfile:error=EIO:when=1..3"
+    (strace's fault injection: the real call is replaced by the error). With `path`,
+    only calls on that file fail."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        need("strace is not installed (apt-get install strace); the EIO tests inject errors with it")
+    calls = sorted({rule.split(":", 1)[0] for rule in rules})
+    prefix = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={','.join(calls)}"]
+    if path is not None:
+        prefix += ["-P", path]
+    else:
+        prefix.append("--seccomp-bpf")
+    for rule in rules:
+        prefix += ["-e", f"inject={rule}"]
+    return (*prefix, "--")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from synckit import PASSWORD, assert_snapshot_complete
 
-from diskkit import fill, small_disk
+from diskkit import fill, inject, small_disk
 from updmirror.store.records import RUNS_FILE
 from updmirror.vendor.publish import publish
 
@@ -56,3 +56,23 @@ def test_a_full_disk_fails_the_sync_in_one_clear_line_and_the_next_sync_recovers
         status = cli(setup, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert "LAST SYNC FAILED" not in status.stdout
+
+
+def test_an_io_error_flushing_a_download_fails_the_sync_in_one_line_and_changes_nothing(setup):
+    assert cli(setup, "sync").returncode == 0
+    before = setup.store.current().id
+    publish(setup.vendor_root)
+    env = dict(os.environ, PYTHONPATH=SRC)
+    # Every fsync(2) of the run answers EIO, as a failing disk does.
+    failed = subprocess.run([*inject("fsync:error=EIO"), sys.executable, "-m", "updmirror", "sync", "-c",
+                             str(setup.config_path)], capture_output=True, text=True, timeout=180, env=env)
+    assert failed.returncode == 1, failed.stderr
+    assert "Traceback" not in failed.stderr
+    told = [line for line in failed.stderr.splitlines() if "Input/output error" in line]
+    assert 1 <= len(told) <= 2 and all("dmesg" in line for line in told), failed.stderr
+    assert setup.store.current().id == before
+    assert_snapshot_complete(setup.store)
+    done = cli(setup, "sync")
+    assert done.returncode == 0, done.stderr
+    assert setup.store.current().id != before
+    assert_snapshot_complete(setup.store)

@@ -1,0 +1,126 @@
+"""SIGKILL of the sync at random points, with a real server on the store:
+what it serves is complete after every kill, and the next sync completes
+and re-uses what killed runs verified.
+
+UPDMIRROR_KILLS sets how many kills must land inside a run (20 here, 50 in
+the long check); UPDMIRROR_SEED the random points."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from synckit import assert_snapshot_complete
+
+from updmirror import config
+from updmirror.eset.modules import modules
+from updmirror.eset.trees import TREES
+from updmirror.eset.updatever import UpdateVer
+from updmirror.vendor.publish import publish
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+KILLS = int(os.environ.get("UPDMIRROR_KILLS", "20"))
+SEED = int(os.environ.get("UPDMIRROR_SEED", "20261129"))
+TREES_USED = ("ep11", "v16", "v5")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_served(port: int) -> int:
+    """Every file each served index lists answers HEAD with 200 and its listed
+    size; returns how many files were checked."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    checked = 0
+    try:
+        for tree in TREES_USED:
+            path = "/" + TREES[tree].index_paths("regular")[0]
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200, f"{path}: {resp.status}"
+            for m in modules(UpdateVer.parse(body), f"http://127.0.0.1:{port}{path}"):
+                conn.request("HEAD", m.path)
+                resp = conn.getresponse()
+                resp.read()
+                assert (resp.status, int(resp.getheader("Content-Length", -1))) == (200, m.size), \
+                    f"{m.path} listed by {path} with size={m.size}: {resp.status}"
+                checked += 1
+    finally:
+        conn.close()
+    return checked
+
+
+def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_the_next_completes(setup):
+    setup.write_config(trees=TREES_USED)
+    port = free_port()
+    with setup.config_path.open("a") as f:
+        f.write(f'\n[http]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\n')
+    env = dict(os.environ, PYTHONPATH=SRC)
+    command = [sys.executable, "-m", "updmirror", "-q", "sync", "-c", str(setup.config_path)]
+    assert subprocess.run(command, env=env, capture_output=True, timeout=180).returncode == 0
+    server = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", "serve", "-c", str(setup.config_path)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        until = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < until and server.poll() is None, "the server did not start"
+                time.sleep(0.1)
+        # How long a whole run takes here (start-up included), so the kills land inside runs.
+        publish(setup.vendor_root)
+        started = time.monotonic()
+        subprocess.run(command, env=env, capture_output=True, timeout=180, check=True)
+        duration = time.monotonic() - started
+        publish(setup.vendor_root)
+        rng = random.Random(SEED)
+        kills = attempts = completed = checked = 0
+        while kills < KILLS and attempts < 3 * KILLS:
+            attempts += 1
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.2, max(0.3, 0.95 * duration)))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(30)
+            assert_snapshot_complete(setup.store)
+            # At once: a worker that has not switched yet serves the previous index, whose
+            # files are in their grace period; one that has finds the new files (invariant 1).
+            checked += check_served(port)
+            if proc.returncode == 0:
+                completed += 1
+                publish(setup.vendor_root)   # keep giving the next run work to be killed in
+        assert kills >= KILLS, f"only {kills} of {attempts} runs were still going when killed"
+        done = subprocess.run([*command[:3], "sync", "--json", "-c", str(setup.config_path)], env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        report = __import__("json").loads(done.stdout)
+        assert_snapshot_complete(setup.store)
+        checked += check_served(port)
+        # What earlier killed runs verified was re-used, not fetched again.
+        assert report["files_reused"] > 0
+        print(f"\nkill check: {kills} SIGKILLs in {attempts} runs of ~{duration:.1f} s ({completed} finished first), "
+              f"{checked} served files checked, final sync re-used {report['files_reused']} and fetched "
+              f"{report['files_fetched']} files")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            _, err = server.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, err = server.communicate()
+    assert "Traceback" not in err, err[-2000:]
+    assert config.load(setup.config_path).http.workers == 2
