@@ -2,39 +2,31 @@
 what it serves is complete after every kill, and the next sync completes
 and re-uses what killed runs verified.
 
-UPDMIRROR_KILLS sets how many kills must land inside a run (20 here, 50 in
-the long check); UPDMIRROR_SEED the random points."""
+UPDMIRROR_KILLS sets how many kills must land inside a run (20; 50 with
+UPDMIRROR_LONG=1); UPDMIRROR_SEED the random points."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from synckit import assert_snapshot_complete
+from synckit import SRC, assert_snapshot_complete, serving
 
-from updmirror import config
+from sizes import size
 from updmirror.eset.modules import modules
 from updmirror.eset.trees import TREES
 from updmirror.eset.updatever import UpdateVer
 from updmirror.vendor.publish import publish
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-KILLS = int(os.environ.get("UPDMIRROR_KILLS", "20"))
+KILLS = size("UPDMIRROR_KILLS", ci=20, long=50)
 SEED = int(os.environ.get("UPDMIRROR_SEED", "20261129"))
 TREES_USED = ("ep11", "v16", "v5")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_served(port: int) -> int:
@@ -63,23 +55,10 @@ def check_served(port: int) -> int:
 
 def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_the_next_completes(setup):
     setup.write_config(trees=TREES_USED)
-    port = free_port()
-    with setup.config_path.open("a") as f:
-        f.write(f'\n[http]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\n')
     env = dict(os.environ, PYTHONPATH=SRC)
     command = [sys.executable, "-m", "updmirror", "-q", "sync", "-c", str(setup.config_path)]
     assert subprocess.run(command, env=env, capture_output=True, timeout=180).returncode == 0
-    server = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", "serve", "-c", str(setup.config_path)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        until = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < until and server.poll() is None, "the server did not start"
-                time.sleep(0.1)
+    with serving(setup, workers=2) as server:
         # How long a whole run takes here (start-up included), so the kills land inside runs.
         publish(setup.vendor_root)
         started = time.monotonic()
@@ -99,7 +78,7 @@ def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_th
             assert_snapshot_complete(setup.store)
             # At once: a worker that has not switched yet serves the previous index, whose
             # files are in their grace period; one that has finds the new files (invariant 1).
-            checked += check_served(port)
+            checked += check_served(server.port)
             if proc.returncode == 0:
                 completed += 1
                 publish(setup.vendor_root)   # keep giving the next run work to be killed in
@@ -107,20 +86,12 @@ def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_th
         done = subprocess.run([*command[:3], "sync", "--json", "-c", str(setup.config_path)], env=env,
                               capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr
-        report = __import__("json").loads(done.stdout)
+        report = json.loads(done.stdout)
         assert_snapshot_complete(setup.store)
-        checked += check_served(port)
+        checked += check_served(server.port)
         # What earlier killed runs verified was re-used, not fetched again.
         assert report["files_reused"] > 0
-        print(f"\nkill check: {kills} SIGKILLs in {attempts} runs of ~{duration:.1f} s ({completed} finished first), "
-              f"{checked} served files checked, final sync re-used {report['files_reused']} and fetched "
-              f"{report['files_fetched']} files")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            _, err = server.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            _, err = server.communicate()
-    assert "Traceback" not in err, err[-2000:]
-    assert config.load(setup.config_path).http.workers == 2
+        print(f"\nkill check: {kills} SIGKILLs in {attempts} runs of ~{duration:.1f} s ({completed} finished "
+              f"first), {checked} served files checked, final sync re-used {report['files_reused']} and "
+              f"fetched {report['files_fetched']} files")
+    assert "Traceback" not in server.stderr, server.stderr[-2000:]
