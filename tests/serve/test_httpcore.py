@@ -32,6 +32,8 @@ def test_absolute_form_targets_keep_only_the_path():
     (b"GET / HTTP/1.1\r\nName : value", 400),
     (b"GET / HTTP/1.1\r\nno colon", 400),
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1", 414),
+    (b" / HTTP/1.0", 400),                         # no method (found by the fuzzer)
+    (b"G(T / HTTP/1.0", 400),                      # not a token
 ])
 def test_malformed_heads_are_refused(head, status):
     with pytest.raises(HttpError) as info:

@@ -65,6 +65,8 @@ _WANTED = {
 #: Bytes no request head may hold (RFC 9112 2.2, RFC 9110 5.5): control
 #: characters but HTAB, a CR not before LF, a LF not after CR.
 _INVALID_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+#: A method is a token (RFC 9110 9.1).
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: A Host value: reg-name or IP literal, and a port (RFC 9110 7.2); may be empty.
 _HOST = re.compile(rb"[A-Za-z0-9._~!$&'()*+,;=:%\[\]-]*")
 
@@ -87,6 +89,8 @@ def parse_head(head: bytes) -> Request:
     if len(parts) != 3:
         raise HttpError(400, "malformed request line")
     method, target, version = parts
+    if not _TOKEN.fullmatch(method):
+        raise HttpError(400, "malformed request line")
     req = Request()
     req.line = line
     req.method = method
