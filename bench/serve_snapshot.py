@@ -158,7 +158,8 @@ def ours(snap: Snapshot, workers: int, log_dir: Path) -> Service:
         "[upstream]", 'url = "http://127.0.0.1:9/"', "",
         "[mirror]", f'root = "{snap.store}"', f"trees = {json.dumps(TREE_NAMES)}", 'channels = ["regular"]', "",
         "[http]", f'listen = ["127.0.0.1:{port}"]', 'allow = ["127.0.0.0/8"]', 'default_tree = "ep11"',
-        f"workers = {workers}", "max_connections = 50000", ""]))
+        # The load generators are a few loopback addresses standing for many clients.
+        f"workers = {workers}", "max_connections = 50000", "max_connections_per_address = 50000", ""]))
     return Service(updmirror("-q", "serve", "-c", str(conf)), port=port, log=log_dir / f"ours-w{workers}.log")
 
 

@@ -6,7 +6,11 @@ holds a second for the file. A cap the descriptors cannot back does not
 refuse clients cleanly: accept(2) fails with EMFILE, new clients wait
 without an answer, and a file that exists cannot be opened. So the master
 lifts the soft RLIMIT_NOFILE to the hard limit, and the cap is lowered to
-what that holds, with a warning at start-up that says so.
+what that holds, with a warning at start-up that says so: a reserve for the
+server itself, room to answer a burst of refused clients, and a quarter of
+the rest for files being sent (most connections of a mirror are idle or
+reading an index from memory; should more send files at once, the one too
+many is answered 503, never 404).
 """
 
 from __future__ import annotations
@@ -40,13 +44,13 @@ class Capacity:
 def capacity(max_connections: int, per_address: int, workers: int, open_files: int) -> Capacity:
     """The limits of each of `workers` workers that may each hold `open_files` descriptors."""
     wanted = math.ceil(max_connections / workers)
-    fit = max(1, (open_files - RESERVED_FDS - OVERFLOW) // 2)
+    fit = max(1, (open_files - RESERVED_FDS - OVERFLOW) * 3 // 4)
     connections = min(wanted, fit)
-    address_share = max(1, math.ceil(per_address / workers))
+    address_share = min(max(1, math.ceil(per_address / workers)), connections)
     if connections < wanted:
-        # A smaller server than configured: one address keeps the same share of it.
-        address_share = max(1, address_share * connections // wanted)
-    return Capacity(connections, min(address_share, connections), connections + OVERFLOW,
+        # A smaller server than configured: one address still may not take all of it.
+        address_share = min(address_share, max(1, connections // 2))
+    return Capacity(connections, address_share, connections + OVERFLOW,
                     wanted if connections < wanted else None)
 
 
