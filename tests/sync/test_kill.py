@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from synckit import SRC, assert_snapshot_complete, serving
 
 from sizes import size
@@ -53,6 +54,7 @@ def check_served(port: int) -> int:
     return checked
 
 
+@pytest.mark.timeout(120 + 30 * KILLS)
 def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_the_next_completes(setup):
     setup.write_config(trees=TREES_USED)
     env = dict(os.environ, PYTHONPATH=SRC)

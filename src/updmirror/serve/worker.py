@@ -4,7 +4,12 @@ the snapshot it serves, and the once-a-second housekeeping.
 Housekeeping (`_tick`) does everything that must not cost per request:
 enforce connection deadlines, publish counters to shared memory, flush the
 access log, and look at the store's `current` link (one readlink) to load
-the tables of a new snapshot in a thread while the old ones keep serving.
+the tables of a new snapshot in a thread while the old ones keep serving
+(a broken link keeps them, and is said once a minute); also accept again
+after an accept error, and stop when the master is gone. Between two looks,
+a request for a path the tables lack asks whether `current` moved before it
+is answered 404 (`current_moved`, `catch_up`): workers switch on their own
+clocks, and another may already have served the new index.
 """
 
 from __future__ import annotations
