@@ -168,7 +168,9 @@ def mirror_config(snap: Snapshot, log_dir: Path, name: str, port: int, workers: 
         "[upstream]", 'url = "http://127.0.0.1:9/"', "",
         "[mirror]", f'root = "{snap.store}"', f"trees = {json.dumps(TREE_NAMES)}", 'channels = ["regular"]', "",
         "[http]", f'listen = ["127.0.0.1:{port}"]', 'allow = ["127.0.0.0/8"]', 'default_tree = "ep11"',
-        f"workers = {workers}", "max_connections = 50000", *auth, ""]))
+        f"workers = {workers}", "max_connections = 50000",
+        # The load generators are a few loopback addresses standing for many clients.
+        "max_connections_per_address = 50000", *auth, ""]))
     return conf
 
 

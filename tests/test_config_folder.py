@@ -44,7 +44,7 @@ def test_a_remote_share_reads_its_password_file_and_keeps_it_out_of_repr(tmp_pat
     ('path = "a"\nlayout = "tree"', r"\[folder\] layout: 'tree' is not one of: flat, vendor"),
     ('path = "a"\nshare = "a/b"', r"\[folder\] share: 'a/b' is not a valid share name"),
     ('path = "a"\nread_account = "D\\\\"', r"\[folder\] read_account: .* is not an account name"),
-    ('path = "a"\nport = 0', r"\[folder\] port: 0 is outside 1..65535"),
+    ('path = "a"\nport = 0', r"\[folder\] port: must be 1 to 65535, not 0"),
     ('path = "store/current"', r"\[folder\] path: .* overlaps the store"),
     ('path = "a"\nlayuot = "flat"', r"\[folder\] layuot: unknown key"),
 ])

@@ -1,6 +1,9 @@
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -17,3 +20,60 @@ def test_demo_runs_vendor_mirror_and_clients_end_to_end(tmp_path, free_port):
     assert "8 of 8 clients got a newer version" in out
     assert "(3 requests)" in out                       # the no-change sync: one per index
     assert "Demo-Pass1" not in out + proc.stderr       # the licence password is never shown
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of `pid`, from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, parent in parents.items() if parent == p]
+        found += kids
+        todo += kids
+    return found
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_demo_stopped_with_sigterm_stops_its_mirror_server(tmp_path, free_port):
+    proc = subprocess.Popen([sys.executable, "-m", "updmirror", "demo", "--dir", str(tmp_path / "demo"),
+                             "--port", str(free_port), "--size-mb", "1", "--serve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=SRC, COLUMNS="120"))
+    mirror: list[int] = []
+    try:
+        until = time.monotonic() + 180
+        while not _listening(free_port):
+            assert proc.poll() is None and time.monotonic() < until, "the demo's mirror never listened"
+            time.sleep(0.2)
+        mirror = _children(proc.pid)
+        assert mirror
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        assert not any(_listening(free_port) for _ in range(3)), "the mirror server still listens"
+        time.sleep(1)
+        left = [p for p in mirror if os.path.exists(f"/proc/{p}") and
+                open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+        assert not left, f"processes of the demo still running: {left}"
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr.read()
+    finally:
+        for p in mirror + [proc.pid]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(10)

@@ -69,6 +69,8 @@ class HttpConfig:
     default_tree: str | None = None
     workers: int = 0               # 0: one per core
     max_connections: int = 20000
+    #: ... of them from one client address (an IPv6 /64), so no one takes them all.
+    max_connections_per_address: int = 1000
     status_access: str = "allow"   # allow | admin
     admin_users: tuple[str, ...] = ()
     access_log: Path | None = None
@@ -175,9 +177,9 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
         proxy=t.opt_str("proxy"),
         connect_timeout=t.number("connect_timeout", 15.0, low=0.1),
         stall_timeout=t.number("stall_timeout", 30.0, low=0.1),
-        min_speed=int(t.number("min_speed", 1024, low=0)),
-        parallel=int(t.number("parallel", 8, low=1, high=64)),
-        retries=int(t.number("retries", 4, low=0, high=20)),
+        min_speed=t.integer("min_speed", 1024, low=0),
+        parallel=t.integer("parallel", 8, low=1, high=64),
+        retries=t.integer("retries", 4, low=0, high=20),
         allowed_hosts=tuple(h.lower() for h in t.strs("allowed_hosts", [])),
         layout=_choice(t, "layout", LAYOUTS),
     )
@@ -274,8 +276,9 @@ def _http(t: _Table, base: Path, mirror: MirrorConfig) -> HttpConfig:
         tls_cert=_path(base, cert) if cert else None,
         tls_key=_path(base, key) if key else None,
         default_tree=default_tree or (mirror.trees[0] if mirror.trees else None),
-        workers=int(t.number("workers", 0, low=0, high=64)),
-        max_connections=int(t.number("max_connections", 20000, low=1)),
+        workers=t.integer("workers", 0, low=0, high=64),
+        max_connections=t.integer("max_connections", 20000, low=1),
+        max_connections_per_address=t.integer("max_connections_per_address", 1000, low=1),
         status_access=status_access,
         admin_users=tuple(t.strs("admin_users", [])),
         access_log=_path(base, access_log) if access_log else None,
@@ -431,9 +434,26 @@ class _Table:
         value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, f"must be a number, not {type(value).__name__}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            self.fail(key, f"{value} is outside {low}..{high}")
+        self._within(key, value, low, high)
         return value
+
+    def integer(self, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
+        """A whole number: a count of things is never 2.5 (nor 2.0, which TOML calls a float)."""
+        value = self.get(key, default)
+        if isinstance(value, float):
+            self.fail(key, f"must be a whole number, not {value}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"must be a whole number, not {type(value).__name__}")
+        self._within(key, value, low, high)
+        return value
+
+    def _within(self, key: str, value: float, low: float | None, high: float | None) -> None:
+        if low is not None and high is not None and not low <= value <= high:
+            self.fail(key, f"must be {low} to {high}, not {value}")
+        if low is not None and value < low:
+            self.fail(key, f"must be at least {low}, not {value}")
+        if high is not None and value > high:
+            self.fail(key, f"must be at most {high}, not {value}")
 
     def duration(self, key: str, default: float) -> float:
         value = self.get(key, default)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,6 +65,29 @@ class Demo:
         self.console.print(f"[bold cyan]demo[/] {text}")
 
     async def run(self) -> int:
+        """The demo; SIGTERM or SIGHUP end it as Ctrl-C does, servers stopped."""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        stopped_by: list[int] = []
+
+        def stop(sig: int) -> None:
+            stopped_by.append(sig)
+            main.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop, sig)
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            if not stopped_by:
+                raise
+            self.say(f"stopped by {signal.Signals(stopped_by[0]).name}; the mirror and the vendor are stopped")
+            return 128 + stopped_by[0]
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    async def _run(self) -> int:
         from updmirror.vendor.generate import VendorState, generate
         from updmirror.vendor.server import VendorServer
 

@@ -44,3 +44,7 @@ class LockedError(UpdmirrorError):
 
 class FolderError(UpdmirrorError):
     """The shared folder (local or over SMB) could not be brought up to date."""
+
+
+class StoreError(UpdmirrorError):
+    """A write to the store failed: a full disk, an I/O error."""

@@ -4,6 +4,7 @@ server in a subprocess, and a raw HTTP/1.1 client over a real socket."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -80,12 +81,37 @@ def _toml(key: str, value: object) -> str:
 class ServerProcess:
     """`python -m updmirror serve -c CONFIG` until stopped (bounded waits)."""
 
-    def __init__(self, config: Path, port: int, command: str = "serve", extra: tuple = ()):
+    def __init__(self, config: Path, port: int, command: str = "serve", extra: tuple = (),
+                 open_files: int | None = None, wrap: tuple[str, ...] = ()):
+        """`open_files`: the server's RLIMIT_NOFILE (soft and hard), as `ulimit -n` sets it;
+        `wrap`: a command the server runs under (e.g. strace injecting faults)."""
         env = dict(os.environ, PYTHONPATH=SRC)
         self.port = port
-        self.proc = subprocess.Popen([sys.executable, "-m", "updmirror", command, "-c", str(config),
+
+        def limit() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+        self.wrapped = bool(wrap)
+        self.proc = subprocess.Popen([*wrap, sys.executable, "-m", "updmirror", command, "-c", str(config),
                                       *extra], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+
+    @property
+    def pid(self) -> int:
+        """The server's own pid (under a wrapper such as strace, its child)."""
+        if not self.wrapped:
+            return self.proc.pid
+        until = time.monotonic() + 10
+        while time.monotonic() < until:
+            try:
+                children = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
+            except OSError:
+                children = []
+            if children:
+                return int(children[0])
+            time.sleep(0.05)
+        raise AssertionError("the wrapped server did not start")
 
     def wait_ready(self, timeout: float = 10.0) -> ServerProcess:
         until = time.monotonic() + timeout
@@ -102,14 +128,20 @@ class ServerProcess:
         raise AssertionError("server did not start in time")
 
     def signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
+        os.kill(self.pid, sig)
 
     def stop(self, timeout: float = 20.0) -> tuple[int, str]:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            # To the server, not a wrapper: strace would detach and leave it running.
+            self.signal(signal.SIGTERM)
         try:
             _, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            if self.wrapped:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except (ProcessLookupError, AssertionError):
+                    pass
             self.proc.kill()
             _, err = self.proc.communicate(timeout=5)
         return self.proc.returncode, err

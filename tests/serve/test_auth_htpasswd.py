@@ -10,7 +10,9 @@ import bcrypt
 import pytest
 
 from updmirror.errors import ConfigError, UpdmirrorError
-from updmirror.serve.auth import FailedAttempts, Htpasswd, apr1, set_password
+from updmirror.serve import auth
+from updmirror.serve.auth import GuessLimit, Htpasswd, apr1, set_password
+from updmirror.serve.counters import Buckets
 
 HTPASSWD = shutil.which("htpasswd")
 needs_htpasswd = pytest.mark.skipif(HTPASSWD is None, reason="Apache's htpasswd is not installed "
@@ -178,48 +180,73 @@ class Clock:
         return self.now
 
 
-def test_failed_attempts_block_after_the_limit_and_unblock_after_the_window():
+def limit(clock) -> GuessLimit:
+    return GuessLimit(Buckets(slots=1024, clock=clock))
+
+
+def test_guesses_pass_in_a_burst_then_one_per_refill_and_the_wait_is_exact():
     clock = Clock()
-    attempts = FailedAttempts(limit=3, window=60.0, clock=clock)
-    for _ in range(2):
-        attempts.record("10.0.0.5")
-        clock.now += 1
-    assert not attempts.blocked("10.0.0.5")
-    attempts.record("10.0.0.5")
-    assert attempts.blocked("10.0.0.5")
-    assert not attempts.blocked("10.0.0.6")
-    clock.now += 57.5          # 59.5 s after the first failure
-    assert attempts.blocked("10.0.0.5")
-    clock.now += 1             # the first failure has left the window
-    assert not attempts.blocked("10.0.0.5")
+    guesses = limit(clock)
+    assert [guesses.admit("10.0.0.5", "alice") for _ in range(auth.USER_BURST)] == [0.0] * auth.USER_BURST
+    wait = guesses.admit("10.0.0.5", "alice")
+    assert wait == pytest.approx(auth.USER_REFILL)
+    clock.now += wait - 0.01
+    assert guesses.admit("10.0.0.5", "alice") > 0           # refused guesses do not count
+    clock.now += 0.01
+    assert guesses.admit("10.0.0.5", "alice") == 0.0
+    assert guesses.admit("10.0.0.5", "alice") == pytest.approx(auth.USER_REFILL)
+    assert guesses.admit("10.0.0.6", "alice") == 0.0        # another address has its own
 
 
-def test_a_success_resets_the_count():
-    attempts = FailedAttempts(limit=2, window=60.0, clock=Clock())
-    attempts.record("10.0.0.5")
-    attempts.reset("10.0.0.5")
-    attempts.record("10.0.0.5")
-    assert not attempts.blocked("10.0.0.5")
+def test_a_right_password_gives_its_tokens_back_and_resets_nothing():
+    guesses = limit(Clock())
+    for _ in range(auth.USER_BURST - 1):
+        assert guesses.admit("10.0.0.5", "alice") == 0.0
+    for _ in range(5):                                       # right each time
+        assert guesses.admit("10.0.0.5", "alice") == 0.0
+        guesses.refund("10.0.0.5", "alice")
+    assert guesses.admit("10.0.0.5", "alice") == 0.0         # the last of the burst
+    assert guesses.admit("10.0.0.5", "alice") > 0
+
+
+def test_the_address_limit_holds_whatever_the_user_names():
+    guesses = limit(Clock())
+    got = [guesses.admit("10.0.0.5", f"user{i}") for i in range(auth.ADDRESS_BURST + 1)]
+    assert got[:-1] == [0.0] * auth.ADDRESS_BURST and got[-1] == pytest.approx(auth.ADDRESS_REFILL)
 
 
 def test_ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4():
-    attempts = FailedAttempts(limit=2, window=60.0, clock=Clock())
-    attempts.record("fd00:1:2:3::1")
-    attempts.record("fd00:1:2:3::2")
-    assert attempts.blocked("fd00:1:2:3::ffff")
-    assert not attempts.blocked("fd00:1:2:4::1")
-    attempts.record("::ffff:10.1.1.1")
-    attempts.record("10.1.1.1")
-    assert attempts.blocked("10.1.1.1")
+    guesses = limit(Clock())
+    for i in range(auth.USER_BURST):
+        assert guesses.admit(f"fd00:1:2:3::{i + 1:x}", "alice") == 0.0
+    assert guesses.admit("fd00:1:2:3::ffff", "alice") > 0
+    assert guesses.admit("fd00:1:2:4::1", "alice") == 0.0
+    for _ in range(auth.USER_BURST):
+        guesses.admit("::ffff:10.1.1.1", "alice")
+    assert guesses.admit("10.1.1.1", "alice") > 0
 
 
-def test_failed_attempts_track_a_bounded_number_of_addresses():
-    attempts = FailedAttempts(limit=1, window=60.0, max_addresses=100, clock=Clock())
-    for i in range(1000):
-        attempts.record(f"10.0.{i // 256}.{i % 256}")
-    assert len(attempts) == 100
-    assert attempts.blocked("10.0.3.231")    # among the newest
-    assert not attempts.blocked("10.0.0.0")  # the oldest was forgotten
+def test_the_shared_table_stays_its_size_and_keeps_the_throttled():
+    clock = Clock()
+    guesses = limit(clock)
+    for _ in range(auth.USER_BURST):
+        guesses.admit("10.9.9.9", "alice")
+    for i in range(20_000):                    # far more addresses than slots
+        guesses.admit(f"10.0.{i // 256}.{i % 256}", "x")
+        clock.now += 0.001
+    assert guesses.admit("10.9.9.9", "alice") > 0
+
+
+def test_buckets_are_shared_with_forked_workers():
+    buckets = Buckets(slots=64)
+    wants = [(b"k", 3, 60.0)]
+    pid = os.fork()
+    if pid == 0:
+        code = 0 if all(buckets.take(wants) == 0.0 for _ in range(3)) else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert buckets.take(wants) > 0             # the child used them up
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's group to another needs root")

@@ -2,6 +2,7 @@
 
 import base64
 import re
+import time
 
 import bcrypt
 import pytest
@@ -10,11 +11,14 @@ from helpers import (
     INDEX_BYTES,
     Client,
     InProcessServer,
+    ServerProcess,
     ep11_store,
     get,
     wait_until,
     write_config,
 )
+
+from updmirror.serve import auth
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -47,14 +51,72 @@ def test_without_valid_credentials_the_answer_is_401(tmp_path, store, free_port)
                 assert (r.status, r.body) == (200, INDEX_BYTES)
 
 
-def test_an_address_with_too_many_failures_is_blocked(tmp_path, store, free_port):
+def statuses(port: int, guesses) -> list[int]:
+    """The status of each (user, password) request, each on a fresh connection."""
+    return [get(port, "/" + EP11_INDEX, headers=basic(user, password)).status for user, password in guesses]
+
+
+def test_guesses_are_counted_across_workers_and_cut_at_the_burst(tmp_path, store, free_port):
+    pw = htpasswd(tmp_path / "htpasswd", alice="right horse")
+    cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=pw, workers=2)
+    with ServerProcess(cfg, free_port):
+        got = statuses(free_port, [("alice", f"guess {i}") for i in range(30)])
+    # Fresh connections reach both workers; together they let the burst through, no more.
+    assert got == [401] * auth.USER_BURST + [429] * (30 - auth.USER_BURST), \
+        f"{got.count(401)} guesses checked, first 429 at #{got.index(429) + 1 if 429 in got else None}"
+
+
+def test_a_good_login_does_not_reset_the_count_of_guesses(tmp_path, store, free_port):
+    pw = htpasswd(tmp_path / "htpasswd", alice="right horse", mallory="own password")
+    cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=pw)
+    with InProcessServer(cfg):
+        first = statuses(free_port, [("alice", f"guess {i}") for i in range(auth.USER_BURST - 1)])
+        assert statuses(free_port, [("mallory", "own password")]) == [200]
+        assert statuses(free_port, [("alice", "right horse")]) == [200]       # not remembered yet
+        after = statuses(free_port, [("alice", f"more {i}") for i in range(5)])
+    assert first == [401] * (auth.USER_BURST - 1)
+    assert after == [401] + [429] * 4, after
+
+
+def test_retry_after_says_when_the_next_guess_is_let_through(tmp_path, store, free_port, monkeypatch):
+    monkeypatch.setattr(auth, "USER_REFILL", 2.0, raising=False)
     pw = htpasswd(tmp_path / "htpasswd", alice="right horse")
     cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=pw)
     with InProcessServer(cfg):
-        statuses = [get(free_port, "/" + EP11_INDEX, headers=basic("alice", f"guess {i}")).status
-                    for i in range(12)]
-        assert statuses[0] == 401 and statuses[-1] == 429
-        assert get(free_port, "/" + EP11_INDEX, headers=basic("alice", "right horse")).status == 429
+        for i in range(30):
+            r = get(free_port, "/" + EP11_INDEX, headers=basic("alice", f"guess {i}"))
+            if r.status == 429:
+                break
+        assert r.status == 429
+        wait = int(r.headers["retry-after"])
+        assert 1 <= wait <= 2, wait
+        time.sleep(wait - 0.9)
+        assert statuses(free_port, [("alice", "too early")]) == [429]
+        time.sleep(1.0)
+        # The block and the answer agree: once Retry-After has passed, a guess is checked.
+        assert statuses(free_port, [("alice", "in time"), ("alice", "too early again")]) == [401, 429]
+
+
+def test_guesses_against_one_user_do_not_lock_out_others_behind_the_same_address(tmp_path, store, free_port):
+    pw = htpasswd(tmp_path / "htpasswd", alice="right horse", bob="battery staple")
+    cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=pw)
+    with InProcessServer(cfg):
+        assert statuses(free_port, [("alice", "right horse")]) == [200]
+        got = statuses(free_port, [("alice", f"guess {i}") for i in range(auth.USER_BURST + 3)])
+        assert got[-1] == 429
+        # Bob, behind the same NAT address, logs in for the first time.
+        assert statuses(free_port, [("bob", "battery staple")]) == [200]
+        # And alice, whose password was checked before the guessing, is not locked out.
+        assert statuses(free_port, [("alice", "right horse")]) == [200]
+
+
+def test_a_spray_over_many_user_names_is_limited_per_address(tmp_path, store, free_port):
+    pw = htpasswd(tmp_path / "htpasswd", alice="right horse")
+    cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=pw)
+    with InProcessServer(cfg):
+        got = statuses(free_port, [(f"user{i}", "password") for i in range(auth.ADDRESS_BURST + 5)])
+    assert got == [401] * auth.ADDRESS_BURST + [429] * 5, \
+        f"{got.count(401)} guesses checked, first 429 at #{got.index(429) + 1 if 429 in got else None}"
 
 
 def test_reload_reads_the_htpasswd_file_again(tmp_path, store, free_port):

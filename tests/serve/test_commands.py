@@ -150,3 +150,40 @@ def test_a_crashed_worker_is_replaced(tmp_path, store, free_port):
         assert all(get(free_port, "/" + EP11_INDEX).body == INDEX_BYTES for _ in range(6))
         code, err = server.stop()
     assert code == 0 and "starting a new one" in err
+
+
+@pytest.mark.parametrize("content", [None, "alice:plaintext\n"], ids=["missing", "bad-line"])
+def test_an_htpasswd_error_names_the_configuration_key(tmp_path, store, free_port, content):
+    pw = tmp_path / "the-htpasswd"
+    if content is not None:
+        pw.write_text(content)
+    cfg = write_config(tmp_path, store, free_port, auth="basic", htpasswd=pw)
+    result = run_cli("serve", "-c", str(cfg))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "[http] htpasswd" in result.stderr and str(cfg) in result.stderr and "the-htpasswd" in result.stderr
+
+
+def test_workers_stop_when_their_master_is_killed(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, workers=2)
+    with ServerProcess(cfg, free_port) as server:
+        workers = _workers(server.proc.pid)
+        assert len(workers) == 2
+        server.proc.kill()
+        server.proc.wait(10)
+        try:
+            # Else they keep the port, and a new server would share it with them.
+            assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") and _state(p) != "Z"
+                                              for p in workers), 10)
+        finally:
+            for p in workers:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -3,7 +3,7 @@
 import pytest
 
 from updmirror.errors import UnsafePathError
-from updmirror.serve.httpcore import HttpError, etag_matches, parse_head, parse_range
+from updmirror.serve.httpcore import HttpError, etag_matches, parse_head, parse_http_date, parse_range
 from updmirror.serve.protocol import _clean_path
 
 
@@ -21,7 +21,7 @@ def test_http10_is_closed_unless_keep_alive_is_asked():
 
 
 def test_absolute_form_targets_keep_only_the_path():
-    assert parse_head(b"GET http://mirror:2221/a/b.nup HTTP/1.1").path == b"/a/b.nup"
+    assert parse_head(b"GET http://mirror:2221/a/b.nup HTTP/1.1\r\nHost: mirror").path == b"/a/b.nup"
 
 
 @pytest.mark.parametrize("head, status", [
@@ -32,6 +32,8 @@ def test_absolute_form_targets_keep_only_the_path():
     (b"GET / HTTP/1.1\r\nName : value", 400),
     (b"GET / HTTP/1.1\r\nno colon", 400),
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1", 414),
+    (b" / HTTP/1.0", 400),                         # no method (found by the fuzzer)
+    (b"G(T / HTTP/1.0", 400),                      # not a token
 ])
 def test_malformed_heads_are_refused(head, status):
     with pytest.raises(HttpError) as info:
@@ -40,9 +42,9 @@ def test_malformed_heads_are_refused(head, status):
 
 
 def test_a_body_is_noticed():
-    assert parse_head(b"GET / HTTP/1.1\r\nContent-Length: 5").has_body
-    assert not parse_head(b"GET / HTTP/1.1\r\nContent-Length: 0").has_body
-    assert parse_head(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked").has_body
+    assert parse_head(b"GET / HTTP/1.1\r\nHost: m\r\nContent-Length: 5").has_body
+    assert not parse_head(b"GET / HTTP/1.1\r\nHost: m\r\nContent-Length: 0").has_body
+    assert parse_head(b"GET / HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked").has_body
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -99,3 +101,12 @@ def test_repeated_slashes_are_merged_like_nginx_merge_slashes(raw, merged):
 @pytest.mark.parametrize("raw", [b"/", b"//", b"/eset_upd/", b"/eset_upd//", b"/eset_upd/ep11/dll/"])
 def test_a_safe_folder_is_no_file_rather_than_a_bad_request(raw):
     assert _clean_path(raw) is None
+
+
+@pytest.mark.parametrize("value", [
+    b"Mon, 01 Jan 99999999999 00:00:00 GMT",      # a year no datetime holds
+    b"Mon, 01 Jan 2001 00:00:00 +99999999999",    # an offset beyond any day
+    b"Mon, 01 Jan 2001 99:99:99 GMT", b"yesterday", b"", b"\xff\xfe",
+])
+def test_an_unparsable_date_is_ignored(value):
+    assert parse_http_date(value) is None

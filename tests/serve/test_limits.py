@@ -129,3 +129,63 @@ def test_ipv4_clients_of_a_dual_stack_socket_are_judged_as_ipv4(tmp_path, store,
         with Client(free_port, source="127.0.0.2") as c:
             assert c.request("/" + EP11_INDEX).status == 403
         assert {c.addr for c in server.worker.connections} <= {"127.0.0.1", "127.0.0.2"}
+
+
+def test_blank_lines_count_toward_the_header_timeout_and_reach_the_access_log(tmp_path, store, free_port,
+                                                                             monkeypatch):
+    monkeypatch.setattr(protocol, "HEADER_TIMEOUT", 1.0)
+    log = tmp_path / "access.log"
+    cfg = write_config(tmp_path, store, free_port, access_log=log)
+    with InProcessServer(cfg), Client(free_port) as c:
+        # One CRLF every 0.3 s: each alone would be a permitted stray line before a request.
+        c.sock.settimeout(0.3)
+        started = time.monotonic()
+        answer, closed = b"", False
+        while time.monotonic() - started < 6 and not closed:
+            try:
+                c.send(b"\r\n")
+                chunk = c.sock.recv(4096)
+                answer += chunk
+                closed = not chunk
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+        assert closed, "a client sending only blank lines was kept open"
+        assert time.monotonic() - started < 3.5
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert wait_until(lambda: log.exists() and '"-" 408 ' in log.read_text(), 5), \
+            log.read_text() if log.exists() else "no access log"
+
+
+def test_one_address_cannot_take_every_connection(tmp_path, store, free_port):
+    cfg = write_config(tmp_path, store, free_port, max_connections=10, max_connections_per_address=2)
+    with InProcessServer(cfg) as server:
+        held = [Client(free_port, source="127.0.0.2"), Client(free_port, source="127.0.0.2")]
+        try:
+            assert wait_until(lambda: len(server.worker.connections) == 2, 5)
+            with Client(free_port, source="127.0.0.2") as extra:
+                r = extra.read_response()
+                assert r.status == 503 and b"to one address" in r.body and r.headers["retry-after"]
+            # Others are served, and so is the address on the connections it holds.
+            assert get(free_port, "/" + EP11_INDEX).status == 200
+            assert held[1].request("/" + EP11_INDEX).status == 200
+        finally:
+            for c in held:
+                c.close()
+        with Client(free_port, source="127.0.0.2") as again:
+            assert again.request("/" + EP11_INDEX).status == 200
+        assert wait_until(lambda: server.worker.per_address == {}, 5), server.worker.per_address
+
+
+def test_the_cap_is_lowered_to_what_the_descriptors_hold():
+    from updmirror.serve.capacity import OVERFLOW, RESERVED_FDS, capacity
+
+    roomy = capacity(20000, 1000, workers=2, open_files=65536)
+    assert (roomy.connections, roomy.per_address, roomy.lowered_from) == (10000, 500, None)
+    tight = capacity(20000, 1000, workers=1, open_files=1100)
+    # A descriptor a connection and a quarter kept for files being sent, besides the reserve.
+    assert tight.connections == (1100 - RESERVED_FDS - OVERFLOW) * 3 // 4 and tight.lowered_from == 20000
+    assert tight.connections * 4 // 3 + OVERFLOW + RESERVED_FDS <= 1100
+    assert tight.per_address == tight.connections // 2      # one address still cannot take them all
+    assert capacity(2, 1000, workers=1, open_files=65536).per_address == 2     # as configured

@@ -192,3 +192,13 @@ def test_a_file_after_answers_still_queued_for_a_slow_reader_arrives_whole(serve
             assert c.read_response().body == EP11_BYTES
         assert c.read_response().body == LARGE_BYTES
         assert c.read_response().body == SMALL_BYTES
+
+
+def test_a_huge_if_modified_since_is_ignored_and_the_request_behind_it_answered(server):
+    with Client(server.port) as c:
+        c.send(request_bytes(SMALL, headers={"If-Modified-Since": "Mon, 01 Jan 99999999999 00:00:00 GMT"})
+               + request_bytes(SMALL, headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 +99999999999"})
+               + request_bytes("/" + V16_INDEX))
+        assert c.read_response().body == SMALL_BYTES
+        assert c.read_response().body == SMALL_BYTES
+        assert c.read_response().body == V16_BYTES

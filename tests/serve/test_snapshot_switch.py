@@ -70,3 +70,27 @@ def test_a_download_survives_the_clean_up_of_its_snapshot(tmp_path, free_port):
             download.close()
         # Past its grace, the old snapshot's own files are gone.
         assert wait_until(lambda: get(server.port, ONLY_OLD).status == 404, 10)
+
+
+def test_no_worker_answers_404_for_a_file_of_the_current_snapshot(tmp_path, free_port):
+    """Invariant 1 across workers: each looks at `current` on its own clock, so
+    right after a switch one worker serves the new index while another has not
+    loaded the new snapshot yet; a client that read the new index must still
+    get every file it lists, whichever worker its next connection reaches."""
+    root = tmp_path / "store"
+    publish(root, {"/m/r0.nup": b"release 0"}, {EP11_INDEX: b"[0]\r\n"})
+    cfg = write_config(tmp_path, root, free_port, mirror={"grace": "2h"}, workers=4)
+    misses, asked = [], 0
+    with ServerProcess(cfg, free_port) as server:
+        for release in range(1, 7):
+            module = f"/m/r{release}.nup"
+            publish(root, {module: f"release {release}".encode()}, {EP11_INDEX: f"[{release}]\r\n".encode()})
+            index = f"[{release}]\r\n".encode()
+            assert wait_until(lambda index=index: get(server.port, "/" + EP11_INDEX).body == index, 10, step=0), \
+                f"no worker served release {release}"
+            for _ in range(24):           # fresh connections, spread over the workers by the kernel
+                asked += 1
+                r = get(server.port, module)
+                if r.status != 200:
+                    misses.append((release, r.status))
+    assert not misses, f"{len(misses)} of {asked} requests for a file of the current snapshot failed: {misses}"

@@ -96,6 +96,14 @@ def test_passwd_command_writes_bcrypt_from_stdin(tmp_path):
     assert (tmp_path / "htpasswd").read_text().startswith("alice:$2b$")
 
 
+def test_passwd_command_names_the_key_of_a_damaged_htpasswd_file(tmp_path):
+    cfg_path = write_config(tmp_path, TREES, '\n[http]\nauth = "basic"\nhtpasswd = "htpasswd"\n')
+    (tmp_path / "htpasswd").write_text("bob:plain-text\n")
+    result = updmirror("passwd", "-c", str(cfg_path), "alice", "--stdin", stdin="wonder land\n")
+    assert result.returncode == 2
+    assert "[http] htpasswd" in result.stderr and "line 1" in result.stderr and str(cfg_path) in result.stderr
+
+
 def test_passwd_command_needs_an_htpasswd_setting(tmp_path):
     result = updmirror("passwd", "-c", str(write_config(tmp_path, TREES)), "alice", "--stdin", stdin="x\n")
     assert result.returncode == 2

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +29,7 @@ USER = "EAV-0123456789"
 PASSWORD = "Pw-9x7Q2mZk"
 #: Where the real 2021 index is published (eset_upd/v9/update.ver).
 VENDOR_PATH = TREES[vendor_real.INDEX_TREE].index_paths()[0]
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @dataclass
@@ -66,6 +74,44 @@ signing_keys = ["{self.fingerprint}"]
 {f'legacy_key_ids = ["{self.legacy_key_id}"]' if self.legacy_key_id else ""}
 {extra_verify}
 """.replace("'", '"'))
+
+
+@dataclass
+class Served:
+    port: int
+    stderr: str = ""
+
+
+@contextmanager
+def serving(setup: Setup, workers: int = 2) -> Iterator[Served]:
+    """`updmirror serve` on the mirror's store (an [http] table is added to its
+    mirror.toml); on exit, stopped with SIGTERM and its stderr kept."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with setup.config_path.open("a") as f:
+        f.write(f'\n[http]\nlisten = ["127.0.0.1:{port}"]\nworkers = {workers}\n')
+    proc = subprocess.Popen([sys.executable, "-m", "updmirror", "serve", "-c", str(setup.config_path)],
+                            env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    served = Served(port)
+    try:
+        until = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < until and proc.poll() is None, "the server did not start"
+                time.sleep(0.1)
+        yield served
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, served.stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, served.stderr = proc.communicate()
 
 
 def assert_snapshot_complete(store: Store) -> None:

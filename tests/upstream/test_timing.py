@@ -61,3 +61,7 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0
     assert retry_after(None, now) is None
     assert retry_after("soon", now) is None
+
+
+def test_a_retry_after_date_beyond_any_calendar_is_unreadable_not_a_crash():
+    assert retry_after("Mon, 01 Jan 99999999999 00:00:00 GMT") is None

@@ -49,3 +49,20 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def client_key(addr: str) -> str:
+    """Who an address is, for counting per client: an IPv4 address (mapped
+    ones too), or an IPv6 address's /64, since one host usually owns a whole
+    /64 and could rotate through it."""
+    if ":" not in addr:
+        return addr
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

@@ -1,5 +1,5 @@
 """HTTP Basic authentication against an Apache-compatible htpasswd file,
-and a cap on failed attempts per address.
+and a limit on password guesses per address, shared by the workers.
 
 Accepted entry forms are those Apache's `htpasswd` writes and that are not
 trivially broken: bcrypt (`-B`, `$2y$`/`$2a$`/`$2b$`), the older apr1 MD5
@@ -14,7 +14,9 @@ and digests are compared with `hmac.compare_digest`. Because bcrypt is
 deliberately slow and clients send their credentials with every request,
 successful checks are remembered (keyed by an HMAC with a per-process
 secret, never the password itself) so that only the first request of a
-client pays for bcrypt.
+client pays for bcrypt. This memory is the server's only one: it lives
+and dies with the loaded file, so a reload (SIGHUP) forgets it and a
+removed user loses access at once.
 """
 
 from __future__ import annotations
@@ -22,20 +24,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import os
 import re
 import secrets
 import tempfile
 import threading
-import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
 
 from updmirror.errors import ConfigError, UpdmirrorError
+
+from .allow import client_key
+from .counters import Buckets
 
 #: bcrypt cost for passwords we write. Apache's default (5) is weak; each
 #: step doubles the CPU a failed login costs the server, and 10 keeps that
@@ -45,6 +48,11 @@ BCRYPT_ROUNDS = 10
 BCRYPT_MAX_BYTES = 72
 #: How many successful (user, password) checks are remembered per file load.
 VERIFIED_CACHE_SIZE = 4096
+#: Guesses of one user's password from one address: this many at once, then
+#: one more every USER_REFILL seconds.
+USER_BURST, USER_REFILL = 10, 30.0
+#: Guesses from one address whatever the user names (a spray over many).
+ADDRESS_BURST, ADDRESS_REFILL = 30, 30.0
 
 _BCRYPT_RE = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 _APR1_RE = re.compile(r"\$apr1\$([^$]{0,8})\$([./0-9A-Za-z]{22})")
@@ -100,6 +108,20 @@ class Htpasswd:
     def users(self) -> list[str]:
         return list(self._entries)
 
+    def remembers(self, user: str, password: str) -> bool:
+        """True when this (user, password) was checked right since the file
+        was loaded: cheap (one HMAC), so it may run on the event loop."""
+        entry = self._entries.get(user)
+        if entry is None:
+            return False
+        key = self._memory_key(user, password)
+        with self._lock:
+            return self._verified.get(key) == entry.hash
+
+    def _memory_key(self, user: str, password: str) -> bytes:
+        return hmac.new(self._secret, user.encode("utf-8", "surrogateescape") + b"\0"
+                        + password.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+
     def check(self, user: str, password: str) -> bool:
         """True when `password` is `user`'s; the time taken does not tell
         whether `user` exists. CPU-bound (bcrypt): call it off the event loop."""
@@ -108,8 +130,7 @@ class Htpasswd:
         if entry is None:
             _verify(self._dummy, secret)
             return False
-        key = hmac.new(self._secret, user.encode("utf-8", "surrogateescape") + b"\0" + secret,
-                       hashlib.sha256).digest()
+        key = self._memory_key(user, password)
         with self._lock:
             if self._verified.get(key) == entry.hash:
                 return True
@@ -317,54 +338,37 @@ def _write_atomically(path: Path, text: str, owner: os.stat_result | None) -> No
         raise
 
 
-class FailedAttempts:
-    """At most `limit` failed logins per address within `window` seconds.
+class GuessLimit:
+    """How many passwords an address may try, for every worker at once.
 
-    Memory is bounded: at most `max_addresses` addresses are tracked, the one
-    that failed least recently is forgotten first. IPv6 addresses count per
-    /64, since one host usually owns a whole /64 and could rotate through it.
+    Each (address, user) pair may make USER_BURST guesses at once, then one
+    every USER_REFILL seconds; each address ADDRESS_BURST whatever the user
+    names, then one every ADDRESS_REFILL seconds (a spray over many names).
+    A guess takes a token from both buckets before its password is checked;
+    a right password gives them back, so logging in never uses up anyone's
+    allowance and cannot reset an attacker's either. Past the limit the
+    answer is 429 with a Retry-After that is exactly when the next guess is
+    let through. Passwords already checked right (`Htpasswd.remembers`) are
+    never throttled: guessing cannot lock out a client that is logged in, and
+    guessing one user's password leaves the other users behind the same
+    (NAT) address their own allowance.
+    IPv6 addresses count per /64, as one host usually owns a whole /64.
     """
 
-    def __init__(self, limit: int = 10, window: float = 300.0, max_addresses: int = 100_000,
-                 clock=time.monotonic):
-        if limit < 1 or window <= 0 or max_addresses < 1:
-            raise ValueError("limit and max_addresses must be >= 1 and window > 0")
-        self.limit, self.window, self.max_addresses = limit, window, max_addresses
-        self._clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+    def __init__(self, buckets: Buckets):
+        self._buckets = buckets
 
-    def blocked(self, addr: str) -> bool:
-        times = self._failures.get(_key(addr))
-        if times is None or len(times) < self.limit:
-            return False
-        return self._clock() - times[0] < self.window
+    def admit(self, addr: str, user: str) -> float:
+        """0.0 when a guess may be checked now (its tokens are taken), else
+        the seconds until one may."""
+        return self._buckets.take(_guess_keys(addr, user))
 
-    def record(self, addr: str) -> None:
-        key = _key(addr)
-        now = self._clock()
-        times = self._failures.get(key)
-        if times is None:
-            times = self._failures[key] = deque(maxlen=self.limit)
-            while len(self._failures) > self.max_addresses:
-                self._failures.popitem(last=False)
-        else:
-            self._failures.move_to_end(key)
-        times.append(now)
-
-    def reset(self, addr: str) -> None:
-        self._failures.pop(_key(addr), None)
-
-    def __len__(self) -> int:
-        return len(self._failures)
+    def refund(self, addr: str, user: str) -> None:
+        """The guess was right: give its tokens back."""
+        self._buckets.give(_guess_keys(addr, user))
 
 
-def _key(addr: str) -> str:
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
-        return addr
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
+def _guess_keys(addr: str, user: str) -> list[tuple[bytes, int, float]]:
+    where = client_key(addr).encode()
+    return [(b"address\0" + where, ADDRESS_BURST, ADDRESS_REFILL),
+            (b"user\0" + where + b"\0" + user.encode("utf-8", "surrogateescape"), USER_BURST, USER_REFILL)]

@@ -1,22 +1,13 @@
-"""HTTP Basic authentication for the server: the header, and a short memory
-of good checks so the slow password hash is not paid on every request.
+"""HTTP Basic authentication for the server: the header and the challenge.
 
-The memory holds keyed hashes of (user, password), never a password, and
-is forgotten on reload (SIGHUP), so a removed user loses access at once.
-The password check itself lives in serve/auth.py (the htpasswd file).
+The password check itself, and the memory of good checks that spares a
+client bcrypt on every request, live in serve/auth.py (the htpasswd file).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import os
-import time
-
-#: How long a successful check is remembered, per worker.
-REMEMBER_SECONDS = 60.0
-MAX_REMEMBERED = 10000
 
 #: The realm clients are asked to log in to (the exported nginx and Apache
 #: configurations ask for the same one, so saved credentials keep working).
@@ -39,32 +30,3 @@ def parse_basic(header: bytes | None) -> tuple[str, str] | None:
     if not sep or not user:
         return None
     return user, password
-
-
-class CheckMemory:
-    """Recently verified (user, password) pairs, as keyed hashes with an expiry."""
-
-    def __init__(self, seconds: float = REMEMBER_SECONDS):
-        self.seconds = seconds
-        self._key = os.urandom(32)      # per process: the hashes mean nothing elsewhere
-        self._until: dict[bytes, float] = {}
-
-    def _digest(self, user: str, password: str) -> bytes:
-        h = hashlib.blake2b(key=self._key, digest_size=32)
-        h.update(user.encode("utf-8") + b"\0" + password.encode("utf-8"))
-        return h.digest()
-
-    def knows(self, user: str, password: str) -> bool:
-        until = self._until.get(self._digest(user, password))
-        return until is not None and until > time.monotonic()
-
-    def remember(self, user: str, password: str) -> None:
-        if len(self._until) >= MAX_REMEMBERED:
-            now = time.monotonic()
-            self._until = {k: v for k, v in self._until.items() if v > now}
-            if len(self._until) >= MAX_REMEMBERED:
-                self._until.clear()
-        self._until[self._digest(user, password)] = time.monotonic() + self.seconds
-
-    def forget(self) -> None:
-        self._until.clear()

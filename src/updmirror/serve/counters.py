@@ -1,4 +1,5 @@
-"""Server counters shared by the worker processes.
+"""Server counters shared by the worker processes, and the shared token
+buckets that limit password guesses across them (`Buckets`).
 
 The master process maps one anonymous shared memory block before it forks;
 each worker owns one slot and is its only writer, so no locks are needed.
@@ -23,11 +24,18 @@ kilobytes, whatever the number of clients.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
 import mmap
+import os
+import secrets
 import struct
+import tempfile
 import time
 import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 FIELDS = ("connections_open", "connections_total", "requests_total", "bytes_sent",
           "r1xx", "r2xx", "r3xx", "r4xx", "r5xx")
@@ -45,6 +53,8 @@ class Counters:
         self._mem = mmap.mmap(-1, _HEADER.size + workers * _SLOT_BYTES)
         self.started = time.time() if started is None else started
         _HEADER.pack_into(self._mem, 0, self.started, workers)
+        #: Password guesses per address (and user), shared by every worker.
+        self.guesses = Buckets()
 
     def slot(self, index: int) -> Slot:
         if not 0 <= index < self.workers:
@@ -106,3 +116,91 @@ class Slot:
                          r[1], r[2], r[3], r[4], r[5])
         start = self._base + len(FIELDS) * 8
         self._mem[start:start + _BITMAP_BYTES] = self._bitmap
+
+
+#: One bucket: a key digest (0: never used) and the time it is full again.
+_BUCKET = struct.Struct("<Qd")
+BUCKETS = 16384
+#: Slots looked at for a key: its own and the next few (open addressing).
+PROBES = 8
+
+
+class Buckets:
+    """Token buckets in shared memory, one per key, for every worker at once.
+
+    A bucket holds up to `burst` tokens and gains one every `refill`
+    seconds; it is stored as the moment it will be full again, so a bucket
+    never used and one refilled to the brim look the same and its slot can
+    be taken by another key: the table forgets by itself and stays at
+    BUCKETS * 16 bytes. Keys are keyed digests (the secret is made before
+    the workers fork), so no one can aim a key at another's slot.
+
+    Updates hold a POSIX record lock on an anonymous file: it excludes the
+    other worker processes, and the kernel drops it when a holder dies.
+    """
+
+    def __init__(self, slots: int = BUCKETS, clock=time.monotonic):
+        self._slots = slots
+        self._mem = mmap.mmap(-1, slots * _BUCKET.size)
+        self._secret = secrets.token_bytes(16)
+        self._clock = clock
+        self._lock = _anonymous_file()
+
+    def take(self, wants: Sequence[tuple[bytes, int, float]]) -> float:
+        """One token from each (key, burst, refill) bucket, all or none.
+
+        0.0 when taken; else the seconds until each of them holds a token.
+        """
+        with self._locked():
+            now = self._clock()
+            found = [(self._find(key, now), burst, refill) for key, burst, refill in wants]
+            # Tokens at `now`: burst - (full - now) / refill; one is needed.
+            wait = max(full - now - (burst - 1) * refill for (_, _, full), burst, refill in found)
+            if wait > 0:
+                return wait
+            for (slot, digest, full), _, refill in found:
+                _BUCKET.pack_into(self._mem, slot * _BUCKET.size, digest, max(full, now) + refill)
+            return 0.0
+
+    def give(self, wants: Sequence[tuple[bytes, int, float]]) -> None:
+        """Put back the token `take` took from each bucket."""
+        with self._locked():
+            now = self._clock()
+            for key, _, refill in wants:
+                slot, digest, full = self._find(key, now)
+                _BUCKET.pack_into(self._mem, slot * _BUCKET.size, digest, max(now, full - refill))
+
+    def _find(self, key: bytes, now: float) -> tuple[int, int, float]:
+        """(slot, digest, when full) of `key`'s bucket. A key without one gets
+        a slot whose bucket is full (or, all probed being in use, the one
+        closest to full), claimed as full now."""
+        digest = int.from_bytes(hashlib.blake2b(key, key=self._secret, digest_size=8).digest(),
+                                "little") or 1
+        probed = [(digest + i) % self._slots for i in range(PROBES)]
+        free = None
+        for slot in probed:
+            stored, full = _BUCKET.unpack_from(self._mem, slot * _BUCKET.size)
+            if stored == digest:
+                return slot, digest, full
+            if full < now and free is None:   # strictly: one claimed just now is in use
+                free = slot
+        if free is None:
+            free = min(probed, key=lambda slot: _BUCKET.unpack_from(self._mem, slot * _BUCKET.size)[1])
+        _BUCKET.pack_into(self._mem, free * _BUCKET.size, digest, now)
+        return free, digest, now
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.lockf(self._lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self._lock, fcntl.LOCK_UN)
+
+
+def _anonymous_file() -> int:
+    try:
+        return os.memfd_create("updmirror-guesses", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        with tempfile.TemporaryFile() as f:
+            return os.dup(f.fileno())

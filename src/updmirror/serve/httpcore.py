@@ -9,6 +9,7 @@ decision needs a string.
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate, parsedate_to_datetime
 
@@ -61,13 +62,25 @@ _WANTED = {
 }
 
 
+#: Bytes no request head may hold (RFC 9112 2.2, RFC 9110 5.5): control
+#: characters but HTAB, a CR not before LF, a LF not after CR.
+_INVALID_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+#: A method is a token (RFC 9110 9.1).
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: A Host value: reg-name or IP literal, and a port (RFC 9110 7.2); may be empty.
+_HOST = re.compile(rb"[A-Za-z0-9._~!$&'()*+,;=:%\[\]-]*")
+
+
 def parse_head(head: bytes) -> Request:
     """A request head (without the final CRLF CRLF) to a Request.
 
     Raises HttpError for anything malformed. Strict on purpose: obsolete
-    line folding and whitespace before the colon are refused, as they are
-    the usual tools of request smuggling.
+    line folding, whitespace before the colon, bare CR or LF, NUL and other
+    control bytes, and a missing (HTTP/1.1) or repeated Host are refused, as
+    they are the usual tools of request smuggling (RFC 9112 3.2, 5).
     """
+    if _INVALID_BYTES.search(head) is not None:
+        raise HttpError(400, "control character, bare CR or bare LF in the request head")
     line_end = head.find(b"\r\n")
     line = head if line_end < 0 else head[:line_end]
     if len(line) > MAX_REQUEST_LINE:
@@ -76,6 +89,8 @@ def parse_head(head: bytes) -> Request:
     if len(parts) != 3:
         raise HttpError(400, "malformed request line")
     method, target, version = parts
+    if not _TOKEN.fullmatch(method):
+        raise HttpError(400, "malformed request line")
     req = Request()
     req.line = line
     req.method = method
@@ -99,10 +114,13 @@ def parse_head(head: bytes) -> Request:
     q = target.find(b"?")
     req.path = target if q < 0 else target[:q]
     if line_end < 0:
+        if req.version == 11:
+            raise HttpError(400, "HTTP/1.1 request without Host")
         return req
     lines = head[line_end + 2:].split(b"\r\n")
     if len(lines) > MAX_HEADERS:
         raise HttpError(431, "too many header fields")
+    hosts = 0
     for h in lines:
         name, sep, value = h.partition(b":")
         if not sep or not name or name[-1:] in (b" ", b"\t") or h[:1] in (b" ", b"\t"):
@@ -122,6 +140,12 @@ def parse_head(head: bytes) -> Request:
                 req.has_body = True
         elif name == b"transfer-encoding":
             req.has_body = True
+        elif name == b"host":
+            hosts += 1
+            if hosts > 1 or not _HOST.fullmatch(value.strip()):
+                raise HttpError(400, "more than one Host, or not a host")
+    if hosts == 0 and req.version == 11:
+        raise HttpError(400, "HTTP/1.1 request without Host")
     return req
 
 
@@ -175,9 +199,13 @@ def etag_matches(header: bytes, etag: bytes) -> bool:
 
 
 def parse_http_date(value: bytes) -> float | None:
+    """Seconds since the epoch, or None for anything unparsable (RFC 9110 13.1.3: ignored).
+
+    A year or offset beyond what `datetime` holds raises OverflowError, not ValueError.
+    """
     try:
         return parsedate_to_datetime(value.decode("ascii")).timestamp()
-    except (ValueError, TypeError, UnicodeDecodeError, IndexError):
+    except (ValueError, TypeError, UnicodeDecodeError, IndexError, OverflowError):
         return None
 
 

@@ -17,7 +17,6 @@ import asyncio
 import errno
 import logging
 import os
-import resource
 import signal
 import socket
 import time
@@ -28,6 +27,7 @@ from updmirror.errors import ConfigError
 
 from .accesslog import AccessLog
 from .allow import is_loopback_host
+from .capacity import capacity, raise_open_files_limit
 from .counters import Counters
 from .worker import BACKLOG, SHUTDOWN_GRACE, Worker, load_password_check, tls_context
 
@@ -129,17 +129,6 @@ def exposure_warning(cfg: Config) -> str | None:
             f"!! set auth = \"basic\" with an htpasswd file (in {cfg.path}).\n{bar}")
 
 
-def raise_open_files_limit(wanted: int) -> None:
-    """Each client is a file descriptor: lift the soft limit as far as allowed."""
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        if soft != resource.RLIM_INFINITY and soft < target:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError) as exc:
-        log.warning("cannot raise the open files limit to %d (%s)", wanted, exc)
-
-
 class Master:
     """Runs the server until SIGTERM/SIGINT; `schedule` (for `run`) runs beside it."""
 
@@ -166,7 +155,7 @@ class Master:
         warning = exposure_warning(self.cfg)
         if warning:
             log.warning("%s", warning)
-        raise_open_files_limit(self.cfg.http.max_connections + 1024)
+        self._fit_open_files()
         scheme = "https" if self.ssl else "http"
         where = ", ".join(f"{scheme}://{_shown(s.getsockname())}" for s in self.sockets[0])
         log.info("listening on %s with %d worker process%s", where, self.workers,
@@ -182,6 +171,19 @@ class Master:
             for socks in self.sockets:
                 for s in socks:
                     s.close()
+
+    def _fit_open_files(self) -> None:
+        """Each client is a descriptor (two while a file is sent): lift the soft
+        limit to the hard one, and say so when even that holds fewer
+        connections than configured (the workers lower their cap to fit)."""
+        http = self.cfg.http
+        limit = raise_open_files_limit()
+        cap = capacity(http.max_connections, http.max_connections_per_address, self.workers, limit)
+        if cap.lowered_from is not None:
+            log.warning("the open files limit is %d descriptors per process, enough for %d connections "
+                        "per worker: serving at most %d at once, not the %d of [http] max_connections; "
+                        "raise LimitNOFILE (systemd) or ulimit -n to serve more", limit,
+                        cap.connections, cap.connections * self.workers, http.max_connections)
 
     def _spawn(self, index: int) -> None:
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)

@@ -19,7 +19,9 @@ enforces, which costs nothing per request.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import math
 import os
 import socket
 import time
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 from updmirror.errors import UnsafePathError
 from updmirror.eset.modules import normalise_path
 
+from .allow import client_key
 from .basic import CHALLENGE, parse_basic
 from .httpcore import (
     MAX_HEAD,
@@ -67,10 +70,21 @@ STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metri
 _ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
 _KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
+_RETRY_SOON = b"Retry-After: 5\r\n"
+
+#: Never through a symlink: a tampered store must not lead a request out of it.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: The snapshot was cleaned up since the tables were built: plainly not found.
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR})
+#: The process is out of something: a moment later it may work (never a 404).
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+#: sendfile(2) errors that mean the client went away, not that the disk failed.
+_CLIENT_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
+                          errno.ECONNABORTED, errno.ETIMEDOUT})
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("w", "transport", "sock_fd", "addr", "allowed", "allow_generation", "buf",
+    __slots__ = ("w", "transport", "sock_fd", "addr", "addr_key", "allowed", "allow_generation", "buf",
                  "busy", "closing", "deadline", "idle", "write_paused", "reading_paused",
                  "peer_eof", "user", "task", "memo_key", "sending", "sock")
 
@@ -109,16 +123,28 @@ class Connection(asyncio.Protocol):
                 self.sock_fd = sock.fileno()
         self.allowed = w.allow.permits(self.addr)
         self.allow_generation = w.allow_generation
+        key = self.addr_key = client_key(addr)
+        held = w.per_address[key] = w.per_address.get(key, 0) + 1
         if len(w.connections) > w.max_connections:
             body = (f"503 Service Unavailable: this mirror serves at most "
-                    f"{w.cfg.http.max_connections} connections at once; retry in a moment\n").encode()
-            self._send_error(503, None, close=True, extra=b"Retry-After: 5\r\n", body=body)
+                    f"{w.max_connections * w.counters.workers} connections at once; retry in a moment\n")
+            self._send_error(503, None, close=True, extra=_RETRY_SOON, body=body.encode())
+        elif held > w.max_per_address:
+            body = (f"503 Service Unavailable: this mirror serves at most "
+                    f"{w.max_per_address * w.counters.workers} connections at once to one address; "
+                    "retry in a moment\n")
+            self._send_error(503, None, close=True, extra=_RETRY_SOON, body=body.encode())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         w = self.w
         w.connections.discard(self)
         w.slot.connections_open -= 1
+        left = w.per_address.pop(self.addr_key) - 1
+        if left:
+            w.per_address[self.addr_key] = left
+        if not w.accepting:
+            w.connection_closed()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.sending is not None:
@@ -181,6 +207,7 @@ class Connection(asyncio.Protocol):
     def _process(self) -> None:
         buf = self.buf
         pos = 0
+        answered = False
         while not (self.busy or self.closing or self.write_paused):
             while buf.startswith(b"\r\n", pos):
                 pos += 2   # stray CRLF between requests (RFC 9112 2.2)
@@ -195,6 +222,7 @@ class Connection(asyncio.Protocol):
                 break
             head = buf[pos:end]
             pos = end + 4
+            answered = True
             self._request(head)
         rest = buf[pos:] if pos else buf
         self.buf = bytes(rest) if rest else b""
@@ -208,9 +236,13 @@ class Connection(asyncio.Protocol):
                     self.closing = True
                     self.transport.close()
                     return
-                self.idle = True
-                self.deadline = self.w.clock + IDLE_TIMEOUT
-            elif pos:
+                if answered or not pos:
+                    self.idle = True
+                    self.deadline = self.w.clock + IDLE_TIMEOUT
+                # else only blank lines came: still waiting for a head, under
+                # its deadline, or a CRLF every few seconds would hold the
+                # connection forever.
+            elif answered:
                 # Requests were answered; the head that follows gets its own time.
                 self.deadline = self.w.clock + HEADER_TIMEOUT
             if self.reading_paused and not self.write_paused:
@@ -280,16 +312,17 @@ class Connection(asyncio.Protocol):
             self._send_error(401, req, close=not req.keep_alive, extra=CHALLENGE)
             return False
         user, password = creds
-        if w.failed.blocked(self.addr):
-            self._send_error(429, req, close=True, extra=b"Retry-After: 60\r\n")
-            return False
         if admin and user not in w.admin_users:
             self.user = user
             self._send_error(403, req, close=not req.keep_alive)
             return False
-        if w.memory.knows(user, password):
+        if w.htpasswd.remembers(user, password):
             self.user = user
             return True
+        wait = w.guesses.admit(self.addr, user)
+        if wait > 0:
+            self._send_error(429, req, close=True, extra=b"Retry-After: %d\r\n" % math.ceil(wait))
+            return False
         # The password hash is slow on purpose: check it off the event loop.
         self.busy = True
         self.task = w.loop.create_task(self._check_password(req, user, password, then))
@@ -304,17 +337,15 @@ class Connection(asyncio.Protocol):
         except Exception:
             log.exception("password check failed")
             ok = False
+        if ok:
+            w.guesses.refund(self.addr, user)
         if self.closing:
             return
         self.busy = False
+        self.user = user
         if ok:
-            w.memory.remember(user, password)
-            w.failed.reset(self.addr)
-            self.user = user
             then(req)
         else:
-            w.failed.record(self.addr)
-            self.user = user
             self._send_error(401, req, close=not req.keep_alive, extra=CHALLENGE)
         if not self.busy:
             self._continue()
@@ -335,7 +366,7 @@ class Connection(asyncio.Protocol):
                 + b"\r\n" + _connection(req) + b"\r\n")
         self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
 
-    def _serve_file(self, req: Request) -> None:
+    def _serve_file(self, req: Request, after_switch: bool = False) -> None:
         tables = self.w.tables
         path = req.path
         if path in ROUTED_PATHS:
@@ -355,9 +386,26 @@ class Connection(asyncio.Protocol):
                 else:
                     entry = tables.files.get(clean)
         if entry is None:
+            if not after_switch and self.w.current_moved():
+                # Another worker may have served the index that named this file.
+                self.busy = True
+                self.task = self.w.loop.create_task(self._serve_after_switch(req))
+                return
             self._send_error(404, req, close=not req.keep_alive)
             return
         self._send_entry(req, entry)
+
+    async def _serve_after_switch(self, req: Request) -> None:
+        try:
+            await self.w.catch_up()
+        except asyncio.CancelledError:
+            return
+        if self.closing:
+            return
+        self.busy = False
+        self._serve_file(req, after_switch=True)
+        if not self.busy:
+            self._continue()
 
     def _send_entry(self, req: Request, entry: FileEntry) -> None:
         w = self.w
@@ -401,16 +449,26 @@ class Connection(asyncio.Protocol):
             self._finish(req, status, data, count)
             self._remember(req, status, data, count)
             return
-        self._remember(req, status, head, count, (entry.fs_path, start, count))
-        self._open_and_send(req, status, head, entry.fs_path, start, count)
+        self._remember(req, status, head, count, (entry, start, count))
+        self._open_and_send(req, status, head, entry, start, count)
 
-    def _open_and_send(self, req: Request, status: int, head: bytes, fs_path: str, start: int,
+    def _open_and_send(self, req: Request, status: int, head: bytes, entry: FileEntry, start: int,
                        count: int) -> None:
         try:
-            f = open(fs_path, "rb", buffering=0)
-        except OSError:
-            # The snapshot was cleaned up since the tables were built.
-            self._send_error(404, req, close=not req.keep_alive)
+            f = os.open(entry.fs_path, _OPEN_FLAGS)
+        except OSError as exc:
+            self._cannot_open(req, entry, exc)
+            return
+        try:
+            st = os.fstat(f)
+        except OSError as exc:
+            os.close(f)
+            self._cannot_open(req, entry, exc)
+            return
+        if st.st_ino != entry.ino or st.st_dev != entry.dev:
+            # A folder on the way became a symlink, or the file another file.
+            os.close(f)
+            self._cannot_open(req, entry, None)
             return
         sock = self.sock
         if sock is not None and _CORK is not None and not self.transport.get_write_buffer_size():
@@ -426,7 +484,29 @@ class Connection(asyncio.Protocol):
         self.transport.write(head)
         self._send_file(req, status, f, start, count, len(head))
 
-    def _send_file(self, req: Request, status: int, f, offset: int, count: int, head_len: int) -> None:
+    def _cannot_open(self, req: Request, entry: FileEntry, exc: OSError | None) -> None:
+        """Answer for a file of the tables that cannot be opened as they saw it."""
+        w = self.w
+        code = exc.errno if exc is not None else None
+        if code in _GONE:
+            self._send_error(404, req, close=not req.keep_alive)
+        elif code in _EXHAUSTED:
+            w.problems.log(logging.ERROR, "exhausted", "worker %d: cannot open %s (%s): answering 503; "
+                           "raise the open files limit (LimitNOFILE) or lower [http] max_connections",
+                           w.index, entry.fs_path, exc.strerror)
+            self._send_error(503, req, close=True, extra=_RETRY_SOON)
+        elif code is None or code == errno.ELOOP:
+            w.problems.log(logging.ERROR, "tampered", "worker %d: %s was replaced (by a symlink or "
+                           "another file) after it was published; refusing to serve it. Only "
+                           "'updmirror sync' writes the store: find out what changed it",
+                           w.index, entry.fs_path)
+            self._send_error(404, req, close=not req.keep_alive)
+        else:
+            w.problems.log(logging.ERROR, "unreadable", "worker %d: cannot open %s (%s): answering 500",
+                           w.index, entry.fs_path, exc.strerror)
+            self._send_error(500, req, close=not req.keep_alive)
+
+    def _send_file(self, req: Request, status: int, f: int, offset: int, count: int, head_len: int) -> None:
         w = self.w
         if self.sock_fd < 0 or w.add_writer is None or self.transport.get_write_buffer_size():
             # TLS (or a loop without writer callbacks, or a head still queued
@@ -436,7 +516,8 @@ class Connection(asyncio.Protocol):
             self.busy = True
             self.deadline = w.clock + SEND_TIMEOUT
             self.task = w.loop.create_task(
-                self._send_file_rest(req, status, f, offset, count, head_len, count))
+                self._send_file_rest(req, status, open(f, "rb", buffering=0), offset, count, head_len,
+                                     count))
             return
         self.sending = _FileSend(req, status, f, offset, count, head_len)
         self.busy = True
@@ -453,12 +534,16 @@ class Connection(asyncio.Protocol):
         if job is None or self.closing:
             return
         try:
-            n = os.sendfile(self.sock_fd, job.file.fileno(), job.offset, job.remaining)
+            n = os.sendfile(self.sock_fd, job.file, job.offset, job.remaining)
             if n == 0:
                 raise OSError("file shorter than its table entry")
         except BlockingIOError:
             n = 0
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _CLIENT_GONE:
+                self.w.problems.log(logging.ERROR, "send", "worker %d: sending %s failed (%s); the "
+                                    "download was cut", self.w.index, job.req.path.decode("latin-1"),
+                                    exc.strerror or exc)
             self._end_send(job)
             self._log(job.req, job.status, job.count - job.remaining)
             self.closing = True
@@ -488,7 +573,7 @@ class Connection(asyncio.Protocol):
     def _end_send(self, job: _FileSend) -> None:
         if job.waiting:
             self.w.remove_writer(self.sock_fd)
-        job.file.close()
+        os.close(job.file)
         self.sending = None
 
     async def _send_file_rest(self, req: Request, status: int, f, offset: int, remaining: int,
@@ -503,7 +588,10 @@ class Connection(asyncio.Protocol):
                 remaining -= n
                 done += n
                 self.deadline = w.clock + SEND_TIMEOUT
-        except (asyncio.CancelledError, OSError, RuntimeError):
+        except (asyncio.CancelledError, OSError, RuntimeError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in _CLIENT_GONE:
+                w.problems.log(logging.ERROR, "send", "worker %d: sending %s failed (%s); the download "
+                               "was cut", w.index, req.path.decode("latin-1"), exc.strerror or exc)
             f.close()
             self._log(req, status, count - remaining)
             self.closing = True
@@ -573,9 +661,7 @@ class Connection(asyncio.Protocol):
         elif self.idle:
             self.transport.close()
         else:
-            self.transport.write(error_response(408, self.w.date.get(), close=True))
-            self.w.slot.responses[4] += 1
-            self.transport.close()
+            self._send_error(408, None, close=True)
 
     def shut(self) -> None:
         """The server is stopping: close now if idle, else after this response."""

@@ -14,7 +14,6 @@ upstream at worst.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from typing import Any
@@ -50,7 +49,7 @@ def collect_status(store: Store, cfg: Config, counters: dict, now: float | None 
     """The facts, as JSON-ready data (times are unix seconds)."""
     now = time.time() if now is None else now
     scrub = _scrubber(cfg)
-    snapshot = current_snapshot(store)
+    snapshot, broken = current_snapshot(store)
     runs = read_runs(store.state, RUNS_SHOWN)
     last_run = runs[0] if runs else None
     last_success = next((r for r in runs if r.get("ok")), None)
@@ -63,7 +62,11 @@ def collect_status(store: Store, cfg: Config, counters: dict, now: float | None 
     if last_run is not None and not last_run.get("ok"):
         problems.append(f"the last sync ({utc(_run_time(last_run))}) failed: "
                         f"{scrub(str(last_run.get('message') or 'no message'))}")
-    if snapshot is None:
+    if broken is not None:
+        problems.append(f"the store's current pointer is broken: {broken}; the server keeps serving "
+                        f"the last good snapshot{'' if snapshot is None else ' (' + snapshot.id + ')'}. "
+                        "Run 'updmirror sync -c CONFIG' to publish a new one, which repairs it")
+    elif snapshot is None:
         problems.append("no snapshot is published yet; run 'updmirror sync -c CONFIG'")
     # "The last sync failed" is said once above, not once per index.
     problems += [f"{i['tree']} {i['channel']} {i['path']}: {i['reason']}" for i in indexes
@@ -71,7 +74,7 @@ def collect_status(store: Store, cfg: Config, counters: dict, now: float | None 
 
     if last_run is not None and not last_run.get("ok"):
         state = FAILED
-    elif snapshot is None or any(i["stale"] for i in indexes):
+    elif snapshot is None or broken is not None or any(i["stale"] for i in indexes):
         state = STALE
     else:
         state = FRESH
@@ -98,28 +101,34 @@ def collect_status(store: Store, cfg: Config, counters: dict, now: float | None 
 _snapshot_cache: dict[str, tuple[tuple, Snapshot]] = {}
 
 
-def current_snapshot(store: Store) -> Snapshot | None:
+def current_snapshot(store: Store) -> tuple[Snapshot | None, str | None]:
     """The current snapshot without its per-file lists, parsed once per
     snapshot: the server renders status pages on its event loop, and a
-    manifest lists every file of every index."""
+    manifest lists every file of every index. With a broken pointer, the
+    newest snapshot (what the server falls back to) and what is broken."""
+    directory, broken = store.locate_current()
+    if broken is not None:
+        newest = next(iter(store.snapshots()), None)
+        directory = newest.dir if newest else None
+    if directory is None:
+        return None, broken   # nothing published yet
     try:
-        directory = store.root / os.readlink(store.current_link)
         st = (directory / MANIFEST).stat()
     except (FileNotFoundError, NotADirectoryError):
-        return None   # nothing published yet (a store we may not read is an error, not this)
+        return None, broken   # cleaned up or unpublished since it was found
     key = (str(directory), st.st_mtime_ns, st.st_size, st.st_ino)
     cached = _snapshot_cache.get(str(store.root))
     if cached and cached[0] == key:
-        return cached[1]
-    snapshot = load_snapshot(directory.resolve())
+        return cached[1], broken
+    snapshot = load_snapshot(directory)
     if snapshot is None:
-        return None
+        return None, broken or f"{directory / MANIFEST} cannot be read"
     slim = [{k: v for k, v in e.items() if k != "file_list"} for e in snapshot.manifest.get("indexes", [])
             if isinstance(e, dict)]
     snapshot.manifest = dict(snapshot.manifest, indexes=slim)
     _snapshot_cache.clear()  # one store per process: keep one entry
     _snapshot_cache[str(store.root)] = (key, snapshot)
-    return snapshot
+    return snapshot, broken
 
 
 def _expected_indexes(cfg: Config, snapshot) -> list[dict]:

@@ -151,7 +151,10 @@ def run_passwd(args: argparse.Namespace) -> int:
         if getpass.getpass("Again: ") != password:
             raise UpdmirrorError("the two passwords differ; nothing was changed")
     added = set_password(path, args.user, password)
-    Htpasswd.load(path)  # says which line is wrong if the rest of the file is damaged
+    try:
+        Htpasswd.load(path)  # says which line is wrong if the rest of the file is damaged
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.path}: [http] htpasswd: {exc}") from None
     print(f"updmirror: {'added' if added else 'changed the password of'} user {args.user} in {path}")
     if cfg.http.auth != "basic":
         print(f'updmirror: note: [http] auth is "{cfg.http.auth}" in {cfg.path}; set auth = "basic" '

@@ -16,6 +16,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from updmirror.eset.trees import TREES, channel_from_spread_control, index_for_request, route
 from updmirror.store.snapshots import Snapshot, Store
@@ -57,6 +58,9 @@ class FileEntry:
     body: bytes | None      # the bytes when kept in memory
     is_index: bool
     length_header: bytes = field(default=b"")
+    #: The inode the tables saw: what a request opens must still be it.
+    dev: int = 0
+    ino: int = 0
 
 
 @dataclass(slots=True)
@@ -133,16 +137,24 @@ def _with_vary(entry: FileEntry) -> FileEntry:
     # Caches between client and mirror must not hand one agent's index to another.
     return FileEntry(entry.fs_path, entry.size, entry.mtime, entry.etag, entry.last_modified,
                      entry.headers + b"Vary: " + INDEX_VARY.encode() + b"\r\n", entry.body,
-                     True, entry.length_header)
+                     True, entry.length_header, entry.dev, entry.ino)
+
+
+#: build(current=...) not given: read the store's pointer.
+_FROM_STORE: Any = object()
 
 
 def build(store: Store, grace: float, default_tree: str | None,
-          previous: Tables | None = None, now: float | None = None) -> Tables:
+          previous: Tables | None = None, now: float | None = None,
+          current: Snapshot | None = _FROM_STORE) -> Tables:
+    """The tables of `current` (by default the store's current snapshot) and of
+    the snapshots in their grace period."""
     now = time.time() if now is None else now
-    current = store.current()
+    if current is _FROM_STORE:
+        current = store.current()
     # If a switch lands between these two calls, `older` still holds `current`
     # (not yet retired) and lacks only the new snapshot, served on the next build.
-    older = store.in_grace(grace, now)
+    older = [s for s in store.in_grace(grace, now) if current is None or s.id != current.id]
     old_shared = previous.shared if previous else {}
     shared: dict = {}
     budget = [SMALL_FILES_BUDGET]
@@ -215,7 +227,7 @@ def _add_snapshot(snap: Snapshot, files: dict[bytes, FileEntry], is_current: boo
                 shared[inode] = info
             files[key] = FileEntry(fs_path, st.st_size, int(st.st_mtime), info.etag,
                                    info.last_modified, info.headers, info.body, is_index,
-                                   b"Content-Length: %d\r\n" % st.st_size)
+                                   b"Content-Length: %d\r\n" % st.st_size, st.st_dev, st.st_ino)
 
 
 def _describe(fs_path: str, name: str, st: os.stat_result, is_index: bool,

@@ -4,14 +4,18 @@ the snapshot it serves, and the once-a-second housekeeping.
 Housekeeping (`_tick`) does everything that must not cost per request:
 enforce connection deadlines, publish counters to shared memory, flush the
 access log, and look at the store's `current` link (one readlink) to load
-the tables of a new snapshot in a thread while the old ones keep serving.
+the tables of a new snapshot in a thread while the old ones keep serving
+(a broken link keeps them, and is said once a minute); also accept again
+after an accept error, and stop when the master is gone. Between two looks,
+a request for a path the tables lack asks whether `current` moved before it
+is answered 404 (`current_moved`, `catch_up`): workers switch on their own
+clocks, and another may already have served the new index.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import signal
 import socket
@@ -27,9 +31,11 @@ from updmirror.store.snapshots import Store
 from . import tables as tables_mod
 from .accesslog import AccessLog
 from .allow import AllowList
-from .basic import CheckMemory
+from .auth import GuessLimit, Htpasswd
+from .capacity import capacity, open_files_limit
 from .counters import Counters
 from .httpcore import DateCache
+from .loglimit import LogLimit
 from .memo import ResponseMemo
 from .protocol import Connection
 
@@ -39,28 +45,31 @@ log = logging.getLogger(__name__)
 BACKLOG = 4096
 #: On shutdown, responses in flight get this long to finish.
 SHUTDOWN_GRACE = 10.0
+#: A request that missed waits at most this long for a new snapshot's tables.
+CATCH_UP_SECONDS = 10.0
+#: Sockets accepted per readiness event (more wait for the next one).
+ACCEPT_BATCH = 32
 
 STATUS_TYPES = {"html": b"text/html; charset=utf-8", "json": b"application/json",
                 "metrics": b"text/plain; version=0.0.4; charset=utf-8"}
 
 
-def load_password_check(cfg: Config) -> tuple[Any, Any]:
-    """(Htpasswd, FailedAttempts) when the configuration needs passwords, else (None, None).
+def load_password_check(cfg: Config) -> Htpasswd | None:
+    """The htpasswd file when the configuration needs passwords, else None.
 
-    Raises ConfigError (exit 2) naming the file when it cannot be read.
+    Raises ConfigError (exit 2) naming mirror.toml, the key and the file
+    when it cannot be read.
     """
     http = cfg.http
     if http.auth != "basic" and http.status_access != "admin":
-        return None, None
+        return None
     if http.htpasswd is None:
         raise ConfigError(f'{cfg.path}: [http] status_access = "admin" needs an htpasswd file: '
                           "set [http] htpasswd")
     try:
-        from updmirror.serve.auth import FailedAttempts, Htpasswd
-    except ImportError as exc:
-        raise ConfigError(f"{cfg.path}: [http] needs passwords, but this installation lacks "
-                          f"their module ({exc})") from None
-    return Htpasswd.load(http.htpasswd), FailedAttempts(limit=10, window=300.0)
+        return Htpasswd.load(http.htpasswd)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.path}: [http] htpasswd: {exc}") from None
 
 
 def tls_context(cfg: Config) -> ssl.SSLContext | None:
@@ -92,11 +101,25 @@ class Worker:
         self.ssl = ssl_context
         self.tls = ssl_context is not None
         self.connections: set[Connection] = set()
-        self.max_connections = math.ceil(cfg.http.max_connections / counters.workers)
+        self.capacity = capacity(cfg.http.max_connections, cfg.http.max_connections_per_address,
+                                 counters.workers, open_files_limit())
+        self.max_connections = self.capacity.connections
+        self.max_per_address = self.capacity.per_address
+        #: Connections held per client (allow.client_key), for max_per_address.
+        self.per_address: dict[str, int] = {}
+        #: Accepted sockets whose transport (and TLS handshake) is being set up.
+        self.adopting = 0
+        self.accepting = False
+        self._accept_failed = False
         self.date = DateCache()
         self.clock = time.monotonic()
         self.stopping = False
-        self.memory = CheckMemory()
+        #: The master; a worker whose master is gone (killed) stops, or it
+        #: would keep the port with nothing to restart or reload it.
+        self.parent = os.getppid()
+        #: Problems met per request or per second are logged once a minute.
+        self.problems = LogLimit(log)
+        self.guesses = GuessLimit(counters.guesses)
         self.memo = ResponseMemo()
         self.add_writer = self.remove_writer = None
         self.allow_generation = 0
@@ -106,23 +129,25 @@ class Worker:
         from updmirror.serve import status as status_module
         self.status_module = status_module
         self.link = self._read_link()
-        self.tables = tables_mod.build(self.store, cfg.mirror.grace, cfg.http.default_tree)
-        self._building = False
+        #: Why `current` cannot be followed, while it cannot.
+        self.pointer_problem: str | None = None
+        self.tables, self.pointer_problem = self._load(None)
+        self._build: asyncio.Task | None = None
+        #: The link whose tables failed to build; the once-a-second check retries it.
+        self._failed_link: str | None = None
         self._stop: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    def _apply(self, cfg: Config, passwords: tuple[Any, Any]) -> None:
-        """Take the settings that may change on reload (SIGHUP)."""
+    def _apply(self, cfg: Config, passwords: Htpasswd | None) -> None:
+        """Take the settings that may change on reload (SIGHUP). A new htpasswd
+        object forgets the passwords checked under the old file."""
         self.allow = AllowList(cfg.http.allow)
         self.allow_generation += 1
-        self.htpasswd, failed = passwords
-        if failed is not None and getattr(self, "failed", None) is None:
-            self.failed = failed
+        self.htpasswd = passwords
         self.auth = self.htpasswd if cfg.http.auth == "basic" else None
         self.status_admin = cfg.http.status_access == "admin"
         self.admin_users = frozenset(cfg.http.admin_users)
         self.cfg = cfg
-        self.memory.forget()
         # Remembered answers were given under the old settings.
         self.memo = ResponseMemo(enabled=self.auth is None)
 
@@ -140,10 +165,10 @@ class Worker:
             loop.add_signal_handler(signal.SIGINT, self.stop)
             # The master starts workers with these blocked until now.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGTERM, signal.SIGINT})
-        servers = [await loop.create_server(lambda: Connection(self), sock=sock, ssl=self.ssl,
-                                            backlog=BACKLOG)
-                   for sock in self.sockets]
+        self._listen()
         self._log_serving()
+        if self.pointer_problem is not None:
+            self._warn_pointer()
         tick = loop.call_later(1.0, self._tick)
         if ready is not None:
             ready()
@@ -151,7 +176,7 @@ class Worker:
             await self._stop.wait()
         finally:
             tick.cancel()
-            await self._shutdown(servers)
+            await self._shutdown()
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -161,10 +186,11 @@ class Worker:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.stop)
 
-    async def _shutdown(self, servers: list[asyncio.AbstractServer]) -> None:
+    async def _shutdown(self) -> None:
         self.stopping = True
-        for server in servers:
-            server.close()
+        self._pause_accepting()
+        for sock in self.sockets:
+            sock.close()
         for conn in list(self.connections):
             conn.shut()
         until = time.monotonic() + SHUTDOWN_GRACE
@@ -185,7 +211,72 @@ class Worker:
         self.slot.flush()
         self.access_log.flush()
         self._check_snapshot()
+        if self.pointer_problem is not None:
+            self._warn_pointer()
+        if self._accept_failed:
+            self._listen()
+        if os.getppid() != self.parent:
+            log.error("worker %d: the master process (pid %d) is gone; stopping", self.index, self.parent)
+            self.stop()
         self.loop.call_later(1.0, self._tick)
+
+    # -- accepting ------------------------------------------------------------------
+    # Not asyncio's Server: it accepts whatever the kernel queued, and on EMFILE
+    # logs a traceback for each of up to `backlog` attempts a second. Here no
+    # more sockets are accepted than the capacity can hold (the rest wait in
+    # the kernel's queue), and a failure is one line a minute.
+    def _listen(self) -> None:
+        self._accept_failed = False
+        if self.accepting or self.stopping:
+            return
+        for sock in self.sockets:
+            self.loop.add_reader(sock.fileno(), self._accept, sock)
+        self.accepting = True
+
+    def _pause_accepting(self) -> None:
+        if self.accepting:
+            for sock in self.sockets:
+                self.loop.remove_reader(sock.fileno())
+            self.accepting = False
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if len(self.connections) + self.adopting >= self.capacity.ceiling:
+                self._pause_accepting()    # connection_closed() resumes
+                return
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                # Out of descriptors or memory (another process may hold them):
+                # new clients wait in the queue; the next tick tries again.
+                self.problems.log(logging.ERROR, "accept", "worker %d: cannot accept connections (%s); "
+                                  "new clients wait until it can: raise the open files limit "
+                                  "(LimitNOFILE) or lower [http] max_connections", self.index,
+                                  exc.strerror or exc)
+                self._pause_accepting()
+                self._accept_failed = True
+                return
+            self.adopting += 1
+            self.loop.create_task(self._adopt(conn))
+
+    async def _adopt(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: Connection(self), conn, ssl=self.ssl)
+        except Exception as exc:   # a TLS handshake that failed or timed out, a reset
+            log.debug("worker %d: a connection ended before it began: %r", self.index, exc)
+        finally:
+            self.adopting -= 1
+            self.connection_closed()
+
+    def connection_closed(self) -> None:
+        """A descriptor was freed: accept again once there is room."""
+        if (not self.accepting and not self._accept_failed and not self.stopping
+                and len(self.connections) + self.adopting < self.capacity.ceiling - ACCEPT_BATCH // 2):
+            self._listen()
 
     # -- snapshots ----------------------------------------------------------------
     def _read_link(self) -> str | None:
@@ -199,28 +290,79 @@ class Worker:
         expiry = self.tables.next_expiry
         if not (force or link != self.link or (expiry is not None and time.time() >= expiry)):
             return
-        if self._building:
+        if self._build is not None and not self._build.done():
             return
-        self._building = True
-        self.loop.create_task(self._rebuild(link))
+        self._build = self.loop.create_task(self._rebuild(link))
+
+    def current_moved(self) -> bool:
+        """Whether `current` points elsewhere than the tables served (one readlink).
+
+        Asked before answering 404: workers switch on their own clocks, so
+        another worker may already have served the index of a snapshot whose
+        files this one has not loaded yet.
+        """
+        if self._build is not None and not self._build.done():
+            return True
+        link = self._read_link()
+        return link != self.link and link != self._failed_link
+
+    async def catch_up(self) -> None:
+        """Serve the snapshot `current` points at now: wait for the tables being
+        built, or build them (at most twice, within CATCH_UP_SECONDS)."""
+        until = time.monotonic() + CATCH_UP_SECONDS
+        builds = 0
+        while (left := until - time.monotonic()) > 0:
+            build = self._build
+            if build is not None and not build.done():
+                await asyncio.wait({build}, timeout=left)
+                continue
+            if self._read_link() == self.link or builds >= 2:
+                return
+            builds += 1
+            self._check_snapshot(force=True)
+
+    def _load(self, previous: tables_mod.Tables | None) -> tuple[tables_mod.Tables, str | None]:
+        """The tables for the store as it is now, and what is wrong with its
+        pointer. A broken pointer changes nothing clients see: the last good
+        tables stay; at start-up, the newest snapshot is the last one published
+        (a snapshot only reaches snapshots/ by being published)."""
+        grace, default_tree = self.cfg.mirror.grace, self.cfg.http.default_tree
+        snapshot, problem = self.store.current_state()
+        if problem is None:
+            return tables_mod.build(self.store, grace, default_tree, previous, current=snapshot), None
+        if previous is not None and previous.current is not None:
+            return previous, problem
+        newest = next(iter(self.store.snapshots()), None)
+        return tables_mod.build(self.store, grace, default_tree, previous, current=newest), problem
 
     async def _rebuild(self, link: str | None) -> None:
         try:
-            new = await self.loop.run_in_executor(
-                None, tables_mod.build, self.store, self.cfg.mirror.grace,
-                self.cfg.http.default_tree, self.tables)
-        except Exception:
-            log.exception("worker %d: cannot load the snapshot tables; still serving %s",
-                          self.index, self.tables.current_id)
+            new, problem = await self.loop.run_in_executor(None, self._load, self.tables)
+        except Exception as exc:
+            self._failed_link = link
+            log.debug("worker %d: building the tables failed", self.index, exc_info=True)
+            self.problems.log(logging.ERROR, "tables", "worker %d: cannot load the snapshot tables (%s); "
+                              "still serving %s", self.index, exc, self.tables.current_id)
             return
-        finally:
-            self._building = False
+        self._failed_link = None
         changed = new.current_id != self.tables.current_id
         self.tables = new
         self.memo.renew()
         self.link = link
-        if changed:
+        was, self.pointer_problem = self.pointer_problem, problem
+        if problem is not None and problem != was:
+            self.problems.forget("pointer")     # a new kind of damage: say it now
+        if problem is None and was is not None:
+            self.problems.forget("pointer")
+            log.warning("worker %d: the store's current pointer is good again", self.index)
+        if changed or (problem is None and was is not None):
             self._log_serving()
+
+    def _warn_pointer(self) -> None:
+        self.problems.log(logging.ERROR, "pointer", "worker %d: the store's current pointer is broken: %s; "
+                          "still serving snapshot %s. Run 'updmirror sync' to publish a new snapshot, "
+                          "which repairs it", self.index, self.pointer_problem, self.tables.current_id,
+                          tally=False)
 
     def _log_serving(self) -> None:
         t = self.tables

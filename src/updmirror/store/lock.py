@@ -29,8 +29,11 @@ class StoreLock:
             os.close(fd)
             raise LockedError(f"another sync (pid {holder}) is running on the store "
                               f"{self.path.parent}; wait for it to finish, or stop it") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # only for the message above; a full disk must not stop the sync here
         self._fd = fd
 
     def release(self) -> None:

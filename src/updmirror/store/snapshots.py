@@ -19,6 +19,7 @@ link count falls to 1 belongs to no snapshot and may be collected.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -76,11 +77,46 @@ class Store:
 
     # -- reading ------------------------------------------------------------
     def current(self) -> Snapshot | None:
+        """The current snapshot; None when none is published or `current` is broken."""
+        return self.current_state()[0]
+
+    def current_state(self) -> tuple[Snapshot | None, str | None]:
+        """(the current snapshot, None), or (None, why `current` cannot be
+        followed); (None, None) while nothing is published yet."""
+        directory, problem = self.locate_current()
+        if directory is None:
+            return None, problem
+        snapshot = load_snapshot(directory)
+        if snapshot is None:
+            return None, f"{self.current_link} points at {directory}, whose {MANIFEST} cannot be read"
+        return snapshot, None
+
+    def locate_current(self) -> tuple[Path | None, str | None]:
+        """The folder `current` points at, checked to be a snapshot of this
+        store, without reading its manifest; or (None, why not)."""
+        link = self.current_link
         try:
-            target = os.readlink(self.current_link)
+            target = os.readlink(link)
+        except FileNotFoundError:
+            if self._has_snapshots():
+                return None, f"{link} is missing, though snapshots exist"
+            return None, None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return None, f"{link} is not a symbolic link"
+            return None, f"{link} cannot be read ({exc.strerror})"
+        directory = (self.root / target).resolve()
+        if directory.parent != self.snapshots_dir.resolve() or directory.name.startswith("."):
+            return None, f"{link} points at {target}, which is not a snapshot of this store"
+        if not (directory / MANIFEST).is_file():
+            return None, f"{link} points at {target}, which is missing or incomplete"
+        return directory, None
+
+    def _has_snapshots(self) -> bool:
+        try:
+            return any(not e.name.startswith(".") for e in self.snapshots_dir.iterdir())
         except OSError:
-            return None
-        return load_snapshot((self.root / target).resolve())
+            return False
 
     def snapshots(self) -> list[Snapshot]:
         """Every complete snapshot, newest first."""
@@ -206,12 +242,19 @@ class SnapshotBuilder:
         _write_json(self.dir / MANIFEST, manifest)
         final = self.store.snapshots_dir / self.id
         os.rename(self.dir, final)
-        fsync_path(self.store.snapshots_dir)
         tmp = self.store.root / f".current-{self.id}"
-        if tmp.is_symlink():
-            tmp.unlink()
-        os.symlink(f"snapshots/{self.id}", tmp)
-        os.replace(tmp, self.store.current_link)
+        try:
+            fsync_path(self.store.snapshots_dir)
+            if tmp.is_symlink():
+                tmp.unlink()
+            os.symlink(f"snapshots/{self.id}", tmp)
+            os.replace(tmp, self.store.current_link)
+        except BaseException:
+            # Not published (a full disk cannot hold the new link): a complete
+            # snapshot that never was current must not pass for a replaced one.
+            tmp.unlink(missing_ok=True)
+            os.rename(final, self.dir)
+            raise
         fsync_path(self.store.root)
         return Snapshot(self.id, final, manifest)
 

@@ -20,12 +20,20 @@ from email.utils import parsedate_to_datetime
 
 from updmirror import redact
 from updmirror.config import Config
-from updmirror.errors import ConfigError, FormatError, SignatureError, UpdmirrorError, UpstreamError
+from updmirror.errors import (
+    ConfigError,
+    FormatError,
+    SignatureError,
+    StoreError,
+    UpdmirrorError,
+    UpstreamError,
+)
 from updmirror.eset import nup, openpgp, rar
 from updmirror.eset.modules import Module, Selection, database_version, modules, select
 from updmirror.eset.trees import TREES, user_agent
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
 from updmirror.store import Snapshot, Store, StoreLock
+from updmirror.store.diskerror import disk_error, is_disk_error
 from updmirror.store.records import append_run
 from updmirror.store.snapshots import fsync_path
 from updmirror.units import human_bytes
@@ -78,20 +86,30 @@ async def run_sync(cfg: Config, *, force: bool = False, progress: bool = False) 
     is in the report (`ok` False, `message`, `errors`) and in the run record.
     """
     store = Store(cfg.mirror.root)
-    store.ensure()
+    try:
+        store.ensure()
+    except OSError as exc:
+        raise disk_error(exc) from None
     report = SyncReport()
     with StoreLock(store.root):
         try:
             await Sync(cfg, store, report, force=force, progress=progress).run()
             report.ok = True
-        except UpdmirrorError as exc:
+        except (UpdmirrorError, OSError) as exc:
+            if isinstance(exc, OSError):
+                # A write under the store failed (full, failing, read-only disk).
+                log.debug("sync: a write failed", exc_info=True)
+                exc = disk_error(exc)
             report.ok = False
             report.message = str(exc)
             if str(exc) not in report.errors:
                 report.errors.append(str(exc))
         finally:
             report.finished = time.time()
-            append_run(store.state, report.to_dict())
+            try:
+                append_run(store.state, report.to_dict())
+            except StoreError as exc:
+                report.message += f"; and the run could not be recorded: {exc}"
     level = logging.INFO if report.ok else logging.ERROR
     log.log(level, "sync %s: %s", "done" if report.ok else "FAILED", report.message)
     return report
@@ -234,14 +252,18 @@ class Sync:
         progress = Progress(self.show_progress, len(files.fetch), files.fetch_bytes)
         semaphore = asyncio.Semaphore(self.cfg.upstream.parallel)
         failures: list[str] = []
+        disk: list[OSError] = []
 
         async def one(module: Module) -> None:
             async with semaphore:
-                if len(failures) >= 8:
-                    return  # enough to report; stop hammering a broken upstream
+                if len(failures) >= 8 or disk:
+                    return  # enough to report; stop hammering a broken upstream (or disk)
                 try:
                     await self._fetch_one(upstream, module, progress)
                 except (UpdmirrorError, OSError) as exc:
+                    if is_disk_error(exc):
+                        disk.append(exc)  # every file would meet it: said once, below
+                        return
                     msg = str(exc) if isinstance(exc, UpdmirrorError) else \
                         f"{module.path}: {exc.strerror or exc}"
                     failures.append(msg)
@@ -249,6 +271,8 @@ class Sync:
 
         with progress:
             await asyncio.gather(*(one(m) for m in files.fetch))
+        if disk:
+            raise disk_error(disk[0], disk[0].filename or self.store.root)
         if failures:
             self.report.errors.extend(failures)
             raise UpstreamError(f"{len(failures)} of {len(files.fetch)} file(s) could not be fetched and "
@@ -461,5 +485,5 @@ def _http_date(value: str | None) -> float | None:
         return None
     try:
         return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None

@@ -14,8 +14,11 @@ wrong_size     indexes list a wrong `size=` for a few files                how m
 bad_crc        `.nup` served with a byte of the inner blob changed         -
 bad_signature  `.nup` served with a byte of `[update_info]` changed        -
 captive_portal an HTML login page with 200, whatever was asked             -
-escape         indexes with `file=` entries that leave the repository      -
+escape         indexes with `file=` entries that leave the repository,     which spelling
+               in every spelling the server knows (server.ESCAPES)        (all)
 endless        200, no Content-Length, a body that does not end            cap in MiB (256)
+shrink         indexes that keep only a share of their module sections     percent kept (10)
+pad            indexes padded with comment lines to a size (Content-Length) MiB (17)
 ============== =========================================================== ==================
 
 Command-line form: ``KIND[:ARG][@GLOB][*TIMES]``, e.g. ``status:429,5@*.nup*2``
@@ -35,9 +38,9 @@ from . import VendorError
 CONTROL_PATH = "/__vendor/faults"
 
 KINDS = ("status", "stall", "slow", "truncate", "wrong_size", "bad_crc", "bad_signature",
-         "captive_portal", "escape", "endless")
+         "captive_portal", "escape", "endless", "shrink", "pad")
 #: Kinds that change what an index says; they only apply to index requests.
-INDEX_KINDS = frozenset({"wrong_size", "escape"})
+INDEX_KINDS = frozenset({"wrong_size", "escape", "shrink", "pad"})
 #: Kinds that change a `.nup` file's bytes; they only apply to `.nup` requests.
 NUP_KINDS = frozenset({"bad_crc", "bad_signature"})
 

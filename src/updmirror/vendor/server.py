@@ -53,7 +53,11 @@ ENDLESS_MAX_SECONDS = 120.0
 ENDLESS_DEFAULT_MIB = 256
 #: Files larger than this are gzipped as a stream (chunked, no Content-Length).
 GZIP_IN_MEMORY = 4 * 1024 * 1024
-ESCAPES = ("../../etc/passwd", "http://evil.example/x.nup", "/a/%2e%2e/b")
+#: `file=` values that leave the repository or name another host, in every
+#: spelling a mirror must refuse (the `escape` fault; its arg picks one).
+ESCAPES = ("../../etc/passwd", "http://evil.example/x.nup", "/a/%2e%2e/b", "/a/..%2fb.nup",
+           "..\\..\\x.nup", "/a/%252e%252e/b.nup", "/%c0%ae%c0%ae/x.nup", "/a/x.nup%00.txt",
+           "file:///etc/passwd", "//evil.example/x.nup", "HTTP://EVIL.example/x.nup")
 
 CAPTIVE_PORTAL = b"""<!DOCTYPE html>
 <html><head><title>Network login</title></head>
@@ -502,7 +506,7 @@ def _not_modified_since(request: web.Request, mtime: float) -> bool:
         return False
     try:
         since = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return False
     return int(mtime) <= since
 
@@ -545,10 +549,21 @@ def _index_faults(data: bytes, kinds: dict[str, Fault], source: str) -> bytes:
         for s in [s for s in mods if "size" in s][:how_many]:
             s.set("size", str(int(s["size"]) + 17))
     if "escape" in kinds:
+        arg = kinds["escape"].arg
+        spellings = ESCAPES if arg in (None, "") else (ESCAPES[int(float(arg)) % len(ESCAPES)],)
         # From the end, so a wrong_size fault and this one hit different sections.
-        for s, target in zip(reversed(mods), ESCAPES, strict=False):
+        for s, target in zip(reversed(mods), spellings, strict=False):
             s.set("file", target)
-    return doc.to_bytes()
+    if "shrink" in kinds:
+        keep = max(1, round(len(mods) * kinds["shrink"].number(10) / 100))
+        dropped = {id(s) for s in mods[keep:]}
+        doc.sections = [s for s in doc.sections if id(s) not in dropped]
+    data = doc.to_bytes()
+    if "pad" in kinds:
+        size = int(kinds["pad"].number(17) * 1024 * 1024)
+        line = b"; padding" + b"." * 100 + b"\r\n"
+        data += line * max(0, (size - len(data)) // len(line) + 1)
+    return data
 
 
 def _nup_patches(path: Path, crc: bool, signature: bool) -> dict[int, int]:
