@@ -1,62 +1,12 @@
-"""The shared counters, and when `run` syncs."""
+"""When `updmirror run` syncs: the jitter, the retry after a failure, the
+first sync after a start, and waking the schedule early."""
 
 import asyncio
-import os
 
 import pytest
-from helpers import EP11_INDEX, Client, InProcessServer, get, publish, wait_until, write_config
 
+from updmirror.daemon import first_delay, next_delay, sync_forever
 from updmirror.errors import UpstreamError
-from updmirror.serve.counters import Counters, estimate_distinct
-from updmirror.serve.schedule import first_delay, next_delay, sync_forever
-
-
-def test_counters_of_all_workers_add_up_across_processes():
-    counters = Counters(2)
-    pid = os.fork()
-    if pid == 0:
-        slot = counters.slot(1)
-        slot.requests_total, slot.bytes_sent = 5, 500
-        slot.responses[4] = 2
-        slot.saw_client("10.0.0.9")
-        slot.flush()
-        os._exit(0)
-    os.waitpid(pid, 0)
-    slot = counters.slot(0)
-    slot.requests_total, slot.connections_open = 3, 1
-    slot.responses[2] = 3
-    slot.saw_client("10.0.0.1")
-    slot.saw_client("10.0.0.9")
-    slot.flush()
-    snap = counters.snapshot()
-    assert snap["requests_total"] == 8 and snap["bytes_sent"] == 500 and snap["connections_open"] == 1
-    assert snap["responses"] == {"1xx": 0, "2xx": 3, "3xx": 0, "4xx": 2, "5xx": 0}
-    assert snap["clients"] == 2
-    assert snap["workers"] == 2 and snap["uptime"] >= 0
-
-
-def test_distinct_clients_are_estimated_closely():
-    counters = Counters(1)
-    slot = counters.slot(0)
-    for i in range(5000):
-        slot.saw_client(f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}")
-    slot.flush()
-    assert abs(counters.snapshot()["clients"] - 5000) < 250
-    assert estimate_distinct(0, 1024) == 0
-
-
-def test_the_server_counts_what_it_does(tmp_path, free_port):
-    root = tmp_path / "store"
-    publish(root, {}, {EP11_INDEX: b"[A]\r\n"})
-    with InProcessServer(write_config(tmp_path, root, free_port)) as server:
-        with Client(free_port) as c:
-            for _ in range(3):
-                c.request("/" + EP11_INDEX)
-            c.request("/missing")
-        snap = wait_until(lambda: (s := server.counters.snapshot())["requests_total"] >= 4 and s)
-        assert snap["responses"]["2xx"] >= 3 and snap["responses"]["4xx"] >= 1
-        assert snap["connections_total"] >= 1 and snap["bytes_sent"] > 0 and snap["clients"] == 1
-        assert get(free_port, "/" + EP11_INDEX).status == 200
 
 
 def test_the_next_sync_moves_by_the_jitter_and_a_failure_is_retried_sooner():
@@ -100,3 +50,49 @@ def test_sync_forever_keeps_going_through_failures_and_stops_when_told():
 
     asyncio.run(main())
     assert len(calls) >= 5
+
+
+def test_a_wake_syncs_at_once_and_the_timer_stays_the_fallback():
+    calls = []
+
+    async def main():
+        wake, stop = asyncio.Event(), asyncio.Event()
+
+        async def fake_sync():
+            calls.append(len(calls))
+            if len(calls) == 1:
+                wake.set()       # announced while this sync runs: one more sync right after it
+            await asyncio.sleep(0.02)
+
+        task = asyncio.create_task(sync_forever(fake_sync, 3600, stop, delay=3600, wake=wake))
+        await asyncio.sleep(0.1)
+        assert calls == []                       # an hour to go, and nobody woke it
+        wake.set()
+        wake.set()                               # twice before it runs: one sync
+        for _ in range(200):
+            if len(calls) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)                 # room for a wrong third sync
+        assert calls == [0, 1] and not wake.is_set()
+        stop.set()
+        await asyncio.wait_for(task, 2)          # stops while waiting for the timer
+
+    asyncio.run(main())
+
+
+def test_without_a_wake_the_timer_alone_decides():
+    calls = []
+
+    async def fake_sync():
+        calls.append(len(calls))
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(sync_forever(fake_sync, 0.1, stop, delay=0.0, rand=lambda: 0.5))
+        await asyncio.sleep(0.35)
+        stop.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(main())
+    assert 3 <= len(calls) <= 5          # at 0, 0.1, 0.2, 0.3 s

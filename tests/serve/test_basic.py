@@ -6,7 +6,7 @@ import time
 
 import bcrypt
 import pytest
-from helpers import (
+from serverkit import (
     EP11_INDEX,
     INDEX_BYTES,
     Client,

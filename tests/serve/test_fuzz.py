@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from helpers import EP11_AGENT, EP11_INDEX, V16_INDEX, InProcessServer, publish, write_config
+from serverkit import EP11_AGENT, EP11_INDEX, V16_INDEX, InProcessServer, publish, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

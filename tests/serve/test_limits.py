@@ -5,7 +5,7 @@ import socket
 import time
 
 import pytest
-from helpers import (
+from serverkit import (
     EP11_INDEX,
     INDEX_BYTES,
     Client,

@@ -3,7 +3,7 @@
 import os
 import socket
 
-from helpers import EP11_INDEX, Client, ServerProcess, get, publish, request_bytes, wait_until, write_config
+from serverkit import EP11_INDEX, Client, ServerProcess, get, publish, request_bytes, wait_until, write_config
 
 from updmirror.store.snapshots import Store
 

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from statuskit import HOUR, PASSWORD, open_mirror, write_config
 
 from updmirror import config
-from updmirror.serve.status import (
+from updmirror.status import (
     collect_status,
     render_metrics,
     render_status_html,

@@ -294,7 +294,7 @@ def render_status_json(store: Store, cfg: Config, counters: dict, now: float | N
 
 
 def render_status_html(store: Store, cfg: Config, counters: dict, now: float | None = None) -> bytes:
-    from updmirror.serve.status_page import render_page
+    from .page import render_page
 
     return render_page(collect_status(store, cfg, counters, now)).encode("utf-8")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from itertools import groupby
 
-from updmirror.serve.status import FAILED, FRESH, STALE, duration, utc
+from .facts import FAILED, FRESH, STALE, duration, utc
 from updmirror.units import human_bytes
 
 #: The page reloads itself this often (seconds): an admin can leave it open.

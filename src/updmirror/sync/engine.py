@@ -51,7 +51,7 @@ from .plan import (
     plan_files,
     rewrite_index,
 )
-from .progress import Progress
+from updmirror.progress import Progress
 
 log = logging.getLogger("updmirror.sync")
 
