@@ -25,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from updmirror import redact
 from updmirror.config import Config
-from updmirror.eset.trees import TREES
+from updmirror.eset.trees import mirrored_indexes
 from updmirror.store.records import read_runs
 from updmirror.store.snapshots import MANIFEST, Snapshot, Store, load_snapshot
 
@@ -135,12 +135,9 @@ def _expected_indexes(cfg: Config, snapshot) -> list[dict]:
     """Every index the configuration asks for, in its order, then any other
     index the snapshot still holds (e.g. a tree just removed from the config)."""
     held = {e.get("path"): e for e in (snapshot.manifest.get("indexes", []) if snapshot else [])}
-    wanted = []
-    for tree in cfg.mirror.trees:
-        for channel in cfg.mirror.channels:
-            for path in TREES[tree].index_paths(channel):
-                wanted.append(held.pop(path, None) or {"tree": tree, "channel": channel, "path": path,
-                                                       "missing": True})
+    wanted = [held.pop(i.path, None)
+              or {"tree": i.tree, "channel": i.channel, "path": i.path, "missing": True}
+              for i in mirrored_indexes(cfg.mirror.trees, cfg.mirror.channels)]
     return wanted + list(held.values())
 
 
