@@ -14,10 +14,8 @@ upstream at worst.
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -41,8 +39,6 @@ METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 FRESH, STALE, FAILED = "fresh", "stale", "failed"
 HEADLINES = {FRESH: "fresh", STALE: "STALE", FAILED: "LAST SYNC FAILED"}
 LAST_SYNC_FAILED = "the last sync failed"
-
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]*@")
 
 
 def collect_status(store: Store, cfg: Config, counters: dict, now: float | None = None) -> dict:
@@ -265,22 +261,11 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
-def _scrubber(cfg: Config):
+def _scrubber(cfg: Config) -> redact.Scrubber:
     """Text from run records passes through this before anyone sees it: the
-    sync already redacts, but a credential must not leak even if it slipped."""
-    secrets = [cfg.upstream.password]
-    if cfg.upstream.proxy:
-        secrets.append(urlsplit(cfg.upstream.proxy).password)
-    # Very short "passwords" would blank out ordinary words: the URL rule covers those.
-    secrets = [x for x in secrets if x and len(x) >= 4]
-
-    def scrub(text: str) -> str:
-        text = _USERINFO.sub(r"\1", text)
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    return scrub
+    sync already redacts, but a credential must not leak even if it slipped.
+    Very short "passwords" would blank out ordinary words: the URL rule covers those."""
+    return redact.Scrubber([cfg.upstream.password, redact.password_of(cfg.upstream.proxy)], min_length=4)
 
 
 # -- renderings ---------------------------------------------------------------
