@@ -5,13 +5,17 @@ imports, and `importlib.import_module("...")` with a literal name).
     python tools/rooms.py            each room, its layer and the rooms it imports
     python tools/rooms.py --check    also list the upward arrows and the private
                                      names imported across rooms; exit 1 if any
+    python tools/rooms.py --tests    also show what tests/ and bench/ import
+    python tools/rooms.py --root DIR another checkout (e.g. an older commit's tree)
 
 The layer contract (bottom to top) is LAYERS below; tests/test_layers.py
 runs the same check, so a change that adds an upward arrow fails the tests.
 A room may import rooms of lower layers only: not one of its own layer (the
-siblings stay independent) and never one above. A module may import only
-public names (no leading underscore) from another room; tests are a room of
-their own above everything, so they too may use public names only.
+siblings stay independent) and never one above, and not the lower rooms
+FORBIDDEN names for it (serve/ does not sync). A module may import only
+public names (no leading underscore) from another room; tests/ and bench/
+are rooms of their own above everything, so they too may use public names
+only.
 
 No dependencies beyond the standard library, so CI can run it anywhere.
 """
@@ -29,7 +33,7 @@ PACKAGE = "updmirror"
 #: Bottom to top. A room may import only rooms of a lower layer.
 LAYERS: list[set[str]] = [
     # Small shared helpers: the package root (__version__), errors, units, credential scrubbing, UNC names.
-    {"updmirror", "errors", "units", "redact", "unc"},
+    {"updmirror", "errors", "units", "redact", "unc", "progress"},
     {"eset"},                                     # the format: bytes in, values out
     {"upstream"},                                 # fetchers over HTTP, folder, SMB
     {"config"},                                   # one validated configuration (owns no fetching)
@@ -40,15 +44,29 @@ LAYERS: list[set[str]] = [
     {"export"},                                   # generated configs: read serve's and folder's constants
     {"daemon"},                                   # `updmirror run`: serve + scheduled sync; nothing imports it
     {"demo"},
-    {"cli", "__main__"},
+    {"cli"},                                      # wires COMMAND_MODULES (imported by name)
+    {"__main__"},
 ]
 
-#: The tests import whatever they exercise, but only by public names.
+#: Lower rooms a room still must not import: the ways out read the store,
+#: never fetch or sync; the daemon is the command line's alone.
+FORBIDDEN: dict[str, set[str]] = {
+    "status": {"upstream", "sync"},
+    "serve": {"upstream", "sync"},
+    "folder": {"upstream", "sync"},
+    "export": {"upstream", "sync"},
+    "client": {"store", "sync"},
+    "vendor": {"upstream", "store", "sync"},
+    "demo": {"daemon"},
+}
+
+#: The tests and benchmarks import whatever they exercise, but only by public names.
 TESTS = "tests"
+BENCH = "bench"
 
 
 def layer_of(room: str) -> int:
-    if room == TESTS:
+    if room in (TESTS, BENCH):
         return len(LAYERS)
     for level, rooms in enumerate(LAYERS):
         if room in rooms:
@@ -103,6 +121,12 @@ def imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[tuple[int,
                     yield node.lineno, f"{PACKAGE}.{name}" if name != "__version__" else PACKAGE, ()
             else:
                 yield node.lineno, target, names
+        elif (isinstance(node, ast.Assign) and isinstance(node.value, (ast.Tuple, ast.List))
+              and any(isinstance(t, ast.Name) and t.id.endswith("MODULES") for t in node.targets)):
+            # cli.py's COMMAND_MODULES: modules imported by name in a loop.
+            for item in node.value.elts:
+                if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                    yield node.lineno, item.value, ()
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and node.func.attr == "import_module" and node.args
               and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
@@ -129,9 +153,10 @@ def collect(root: Path) -> list[Arrow]:
         importer = room_of(module)
         found += arrows_of_source(path.read_text(encoding="utf-8"), module, importer,
                                   str(path.relative_to(root)), path.name == "__init__.py")
-    for path in sorted((root / TESTS).rglob("*.py")):
-        found += arrows_of_source(path.read_text(encoding="utf-8"), "tests." + path.stem, TESTS,
-                                  str(path.relative_to(root)))
+    for room in (TESTS, BENCH):
+        for path in sorted((root / room).rglob("*.py")):
+            found += arrows_of_source(path.read_text(encoding="utf-8"), f"{room}.{path.stem}", room,
+                                      str(path.relative_to(root)))
     return found
 
 
@@ -154,6 +179,9 @@ def problems(arrows: list[Arrow]) -> list[str]:
             where = "its own layer" if low == high else "a higher layer"
             out.append(f"{a.source}:{a.line}: {a.importer} imports {a.target} ({a.room}, {where}); "
                        f"a room may import only rooms below it")
+        elif a.room in FORBIDDEN.get(a.importer, ()):
+            out.append(f"{a.source}:{a.line}: {a.importer} imports {a.target}; {a.importer} must not "
+                       f"import {a.room} (FORBIDDEN in tools/rooms.py)")
         private_parts = [p for p in a.target.split(".")[1:] if is_private(p)]
         private_names = [n for n in a.names if is_private(n)]
         if private_parts or private_names:
@@ -163,10 +191,22 @@ def problems(arrows: list[Arrow]) -> list[str]:
     return out
 
 
-def table(arrows: list[Arrow], *, with_tests: bool = False) -> list[str]:
-    edges: dict[str, set[str]] = {}
+def src_rooms(root: Path) -> set[str]:
+    """Every room under src/updmirror: a package, or a top-level module."""
+    package = root / "src" / PACKAGE
+    found = {PACKAGE}
+    for path in package.iterdir():
+        if path.is_dir() and (path / "__init__.py").exists():
+            found.add(path.name)
+        elif path.suffix == ".py" and path.stem != "__init__":
+            found.add(path.stem)
+    return found
+
+
+def table(arrows: list[Arrow], rooms: set[str] = frozenset(), *, with_tests: bool = False) -> list[str]:
+    edges: dict[str, set[str]] = {room: set() for room in rooms}
     for a in arrows:
-        if a.importer == TESTS and not with_tests:
+        if a.importer in (TESTS, BENCH) and not with_tests:
             continue
         edges.setdefault(a.importer, set())
         if a.room != a.importer:
@@ -187,8 +227,10 @@ def table(arrows: list[Arrow], *, with_tests: bool = False) -> list[str]:
 
 def main(argv: list[str]) -> int:
     root = Path(__file__).resolve().parent.parent
+    if "--root" in argv:
+        root = Path(argv[argv.index("--root") + 1])
     arrows = collect(root)
-    print("\n".join(table(arrows)))
+    print("\n".join(table(arrows, src_rooms(root), with_tests="--tests" in argv)))
     if "--check" in argv:
         found = problems(arrows)
         print(f"\n{len(found)} problem(s)")

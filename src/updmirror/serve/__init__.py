@@ -23,7 +23,17 @@
 the store; it imports neither sync/, folder/ nor the daemon.
 """
 
+from __future__ import annotations
+
 from .commands import quiet_access_logger
-from .master import serve
+
+
+def serve(cfg, *, workers: int | None = None, schedule=None) -> int:
+    """Serve until stopped; the exit code (see master.serve). The server's
+    modules load here, not on import: every command imports this package."""
+    from .master import serve as run_server
+
+    return run_server(cfg, workers=workers, schedule=schedule)
+
 
 __all__ = ["quiet_access_logger", "serve"]

@@ -7,6 +7,19 @@ The `updmirror sync` command (a sync, then the shared folder) is the
 daemon room's: it composes this room with folder/.
 """
 
-from .engine import SyncReport, check_extractor, run_sync
+import importlib
+from typing import Any
 
-__all__ = ["SyncReport", "check_extractor", "run_sync"]
+#: Loaded on first use: the engine pulls in aiohttp, which plan.py's users need not.
+_LAZY = {"SyncReport": "engine", "check_extractor": "engine", "run_sync": "engine",
+         "index_plans": "plan", "plan_files": "plan"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = ["SyncReport", "check_extractor", "index_plans", "plan_files", "run_sync"]
