@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from serverkit import EP11_INDEX, INDEX_BYTES, ServerProcess, ep11_store, get, wait_until, write_config
 
+from serverkit import EP11_INDEX, INDEX_BYTES, ServerProcess, ep11_store, get, wait_until, write_config
 from updmirror.daemon import sync_command, sync_in_child
 from updmirror.errors import UpdmirrorError
 

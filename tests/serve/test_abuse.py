@@ -8,6 +8,7 @@ import socket
 import time
 
 import pytest
+
 from serverkit import EP11_INDEX, Client, InProcessServer, ServerProcess, get, publish, write_config
 
 MODULE = "/m/em002_64_l0.nup"

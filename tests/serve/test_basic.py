@@ -6,6 +6,7 @@ import time
 
 import bcrypt
 import pytest
+
 from serverkit import (
     EP11_INDEX,
     INDEX_BYTES,
@@ -17,7 +18,6 @@ from serverkit import (
     wait_until,
     write_config,
 )
-
 from updmirror.serve import auth
 
 

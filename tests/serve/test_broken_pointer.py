@@ -8,8 +8,8 @@ import shutil
 import time
 
 import pytest
-from serverkit import EP11_INDEX, INDEX_BYTES, ServerProcess, get, publish, wait_until, write_config
 
+from serverkit import EP11_INDEX, INDEX_BYTES, ServerProcess, get, publish, wait_until, write_config
 from updmirror import config
 from updmirror.status import collect_status
 from updmirror.store.snapshots import Store

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+
 from serverkit import (
     EP11_INDEX,
     INDEX_BYTES,

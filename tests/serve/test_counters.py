@@ -3,7 +3,6 @@
 import os
 
 from serverkit import EP11_INDEX, Client, InProcessServer, get, publish, wait_until, write_config
-
 from updmirror.serve.counters import Counters, estimate_distinct
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from serverkit import EP11_AGENT, EP11_INDEX, V16_INDEX, InProcessServer, publish, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from serverkit import EP11_AGENT, EP11_INDEX, V16_INDEX, InProcessServer, publish, write_config
 from sizes import LONG, size
 from updmirror.errors import UnsafePathError
 from updmirror.serve.httpcore import HttpError, parse_head

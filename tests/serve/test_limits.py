@@ -5,6 +5,7 @@ import socket
 import time
 
 import pytest
+
 from serverkit import (
     EP11_INDEX,
     INDEX_BYTES,
@@ -17,7 +18,6 @@ from serverkit import (
     wait_until,
     write_config,
 )
-
 from updmirror.serve import protocol
 
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from statuskit import write_config
-
 from updmirror.serve.auth import Htpasswd
 
 SRC = Path(__file__).resolve().parents[2] / "src"

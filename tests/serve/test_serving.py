@@ -4,6 +4,7 @@ import socket
 import time
 
 import pytest
+
 from serverkit import (
     EP11_AGENT,
     EP11_INDEX,

@@ -3,7 +3,6 @@
 import os
 
 from serverkit import EP11_INDEX, V16_INDEX, publish
-
 from updmirror.serve import tables
 from updmirror.serve.allow import AllowList
 from updmirror.store.snapshots import Store

@@ -4,8 +4,8 @@ from html.parser import HTMLParser
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from statuskit import HOUR, PASSWORD, open_mirror, write_config
 
+from statuskit import HOUR, PASSWORD, open_mirror, write_config
 from updmirror import config
 from updmirror.status import (
     collect_status,

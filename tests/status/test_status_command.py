@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from statuskit import HOUR, PASSWORD, open_mirror, write_config
 
+from statuskit import HOUR, PASSWORD, open_mirror
 from updmirror.store.records import append_run
 from updmirror.store.snapshots import Store
 

@@ -15,9 +15,9 @@ import sys
 from updmirror import config
 from updmirror.errors import ConfigError
 from updmirror.store import Store
+from updmirror.units import human_bytes
 
 from .facts import FRESH, collect_status, duration, utc
-from updmirror.units import human_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:

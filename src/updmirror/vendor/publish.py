@@ -21,7 +21,7 @@ from pathlib import Path
 from updmirror.eset.updatever import UpdateVer
 
 from . import keys
-from .generate import GenerateReport, VendorState, unique_files, release_plan, report, write_release
+from .generate import GenerateReport, VendorState, release_plan, report, unique_files, write_release
 
 
 @dataclass
