@@ -122,6 +122,7 @@ def test_the_sync_command_line_is_this_interpreter_and_an_absolute_config(tmp_pa
     args = sync_command(Path("mirror.toml"), debug=True)
     assert args[:3] == [os.sys.executable, "-m", "updmirror"] and "--debug" in args
     assert args[args.index("-c") + 1] == str(Path.cwd() / "mirror.toml") and args[-1] == "--json"
+    assert "-q" in sync_command("m.toml", quiet=True) and "-q" not in args
 
 
 def test_a_sync_process_without_a_summary_is_an_error_not_a_success(tmp_path):

@@ -79,16 +79,18 @@ def run_command(args: argparse.Namespace) -> int:
     from .process import sync_in_child
     from .schedule import first_delay, sync_forever
 
-    config_path = Path(args.config).resolve()   # the same file for every sync, whatever the cwd
-    cfg = config.load(config_path)
+    cfg = config.load(args.config)
     check_extractor(cfg)
-    quiet_access_logger(cfg, debug=getattr(args, "debug", False))
+    debug, quiet = bool(getattr(args, "debug", False)), bool(getattr(args, "quiet", False))
+    quiet_access_logger(cfg, debug=debug)
     current = Store(cfg.mirror.root).current()
     delay = first_delay(current.created if current else None, cfg.mirror.interval)
-    debug = bool(getattr(args, "debug", False))
+    config_path = Path(args.config).resolve()   # the same file for every sync, whatever the cwd
+
+    def sync():
+        return sync_in_child(config_path, debug=debug, quiet=quiet)
 
     async def schedule(stop: asyncio.Event) -> None:
-        await sync_forever(lambda: sync_in_child(config_path, debug=debug), cfg.mirror.interval, stop,
-                           delay=delay)
+        await sync_forever(sync, cfg.mirror.interval, stop, delay=delay)
 
     return serve(cfg, workers=args.workers, schedule=schedule)

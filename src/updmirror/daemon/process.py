@@ -40,13 +40,14 @@ class SyncOutcome:
     summary: dict | None = None
 
 
-def sync_command(config: Path | str, *, debug: bool = False) -> list[str]:
-    """The child's command line: the same interpreter and package as the daemon."""
-    return [sys.executable, "-m", "updmirror", *(["--debug"] if debug else []),
-            "sync", "-c", os.path.abspath(config), "--json"]
+def sync_command(config: Path | str, *, debug: bool = False, quiet: bool = False) -> list[str]:
+    """The child's command line: the same interpreter and package as the
+    daemon, and its verbosity (--debug, -q)."""
+    verbosity = ["--debug"] if debug else ["-q"] if quiet else []
+    return [sys.executable, "-m", "updmirror", *verbosity, "sync", "-c", os.path.abspath(config), "--json"]
 
 
-async def sync_in_child(config: Path | str, *, debug: bool = False) -> SyncOutcome:
+async def sync_in_child(config: Path | str, *, debug: bool = False, quiet: bool = False) -> SyncOutcome:
     """Run one `updmirror sync` (and its folder publish) as a child process.
 
     Raises UpdmirrorError when the child gives no summary (a configuration
@@ -54,7 +55,7 @@ async def sync_in_child(config: Path | str, *, debug: bool = False) -> SyncOutco
     already on standard error.
     """
     proc = await asyncio.create_subprocess_exec(
-        *sync_command(config, debug=debug), stdin=asyncio.subprocess.DEVNULL,
+        *sync_command(config, debug=debug, quiet=quiet), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=None, limit=MAX_SUMMARY)
     try:
         out = await proc.stdout.read(MAX_SUMMARY)
