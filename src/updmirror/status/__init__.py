@@ -1,8 +1,8 @@
 """Freshness and health: what an administrator (or monitoring) needs to
 know about the mirror, gathered once as plain data and rendered four ways.
 
-    facts.py      `collect_status`: per tree, per index, per sync run; the
-                  JSON and Prometheus renderings
+    facts.py      `collect_status`: per tree, per index, per sync run; JSON
+    metrics.py    the Prometheus text of /metrics
     page.py       the `/status` HTML page
     commands.py   `updmirror status` (exit 1 when stale or failed)
 
@@ -16,16 +16,15 @@ from .facts import (
     FRESH,
     HTML_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
-    METRICS_CONTENT_TYPE,
     STALE,
     collect_status,
     current_snapshot,
     duration,
-    render_metrics,
     render_status_html,
     render_status_json,
     utc,
 )
+from .metrics import METRICS_CONTENT_TYPE, render_metrics
 from .page import render_page
 
 __all__ = [
