@@ -18,8 +18,9 @@ from updmirror.errors import UpdmirrorError
 
 #: Modules whose `register(subparsers)` adds sub-commands, in help order.
 COMMAND_MODULES = (
-    "updmirror.sync.commands",      # sync
-    "updmirror.serve.commands",     # serve, run, status, passwd
+    "updmirror.daemon.commands",    # sync, run
+    "updmirror.serve.commands",     # serve, passwd
+    "updmirror.status.commands",    # status
     "updmirror.folder.commands",    # folder publish
     "updmirror.export.commands",    # export samba|nginx|apache
     "updmirror.vendor.commands",    # vendor generate|publish|serve
@@ -38,14 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # a room without commands yet
-            raise
-        module.register(sub)
+        command_module(name).register(sub)
     return parser
+
+
+def command_module(name: str):
+    """Import a module of COMMAND_MODULES. Every one is part of the program:
+    a command that is missing or broken is an error that names the module,
+    never a command that silently disappears from the help."""
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:
+        raise CommandModuleError(f"the commands of {name} cannot be loaded: "
+                                 f"{type(exc).__name__}: {exc}; the installation is incomplete or "
+                                 "broken (reinstall updmirror)") from exc
+    if not callable(getattr(module, "register", None)):
+        raise CommandModuleError(f"{name} has no register(subparsers) function; "
+                                 "the installation is broken (reinstall updmirror)")
+    return module
+
+
+class CommandModuleError(UpdmirrorError):
+    """A module of COMMAND_MODULES cannot be loaded."""
 
 
 def setup_logging(debug: bool, quiet: bool) -> None:
@@ -62,7 +77,11 @@ def setup_logging(debug: bool, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CommandModuleError as exc:
+        print(f"updmirror: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

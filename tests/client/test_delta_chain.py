@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from updmirror.client._plan import FULL_BASE, MAX_DELTAS, Held, module_key, plan_update
+from updmirror.client import FULL_BASE, MAX_DELTAS, Held, module_key, plan_update
 from updmirror.eset.modules import Module, Selection, modules, select
 from updmirror.eset.updatever import UpdateVer
 

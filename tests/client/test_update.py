@@ -10,8 +10,16 @@ import pytest
 from clientkit import Mirror, endpoint, source, state, update
 
 import vendor_real
-from updmirror.client import Client, Endpoint, Installed, UpdateFailed, installed, modules_for, plan_update
-from updmirror.client._install import Destination
+from updmirror.client import (
+    Client,
+    Destination,
+    Endpoint,
+    Installed,
+    UpdateFailed,
+    installed,
+    modules_for,
+    plan_update,
+)
 from updmirror.config import VENDOR_FINGERPRINT
 from updmirror.eset import nup
 from updmirror.eset.modules import modules

@@ -4,6 +4,7 @@ from updmirror.eset.trees import (
     TREES,
     channel_from_spread_control,
     index_for_request,
+    mirrored_indexes,
     route,
     tree_from_user_agent,
 )
@@ -19,6 +20,20 @@ def test_index_paths_of_each_channel():
     assert TREES["v10"].index_paths() == ("eset_upd/v10/update.ver", "eset_upd/v10/dll/update.ver")
     assert TREES["v3"].index_paths() == ("eset_upd/update.ver",)
     assert TREES["ep6"].index_paths() == ("eset_upd/ep6.6/update.ver", "eset_upd/ep6.6/dll/update.ver")
+
+
+def test_the_mirrored_indexes_are_trees_by_channels_in_the_configured_order():
+    found = [tuple(i) for i in mirrored_indexes(["v10", "ep11"], ["regular", "deferred"])]
+    assert found == [
+        ("v10", "regular", "eset_upd/v10/update.ver", "update.ver"),
+        ("v10", "regular", "eset_upd/v10/dll/update.ver", "dll/update.ver"),
+        ("v10", "deferred", "deferred/eset_upd/v10/update.ver", "update.ver"),
+        ("v10", "deferred", "deferred/eset_upd/v10/dll/update.ver", "dll/update.ver"),
+        ("ep11", "regular", "eset_upd/ep11/dll/update.ver", "dll/update.ver"),
+        ("ep11", "deferred", "deferred/eset_upd/ep11/dll/update.ver", "dll/update.ver"),
+    ]
+    # A generator of the channels is read once, not once per tree.
+    assert len(list(mirrored_indexes(["v3", "ep11"], (c for c in ["regular", "pre-release"])))) == 4
 
 
 @pytest.mark.parametrize("agent,tree", [

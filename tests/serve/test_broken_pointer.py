@@ -8,10 +8,10 @@ import shutil
 import time
 
 import pytest
-from helpers import EP11_INDEX, INDEX_BYTES, ServerProcess, get, publish, wait_until, write_config
 
+from serverkit import EP11_INDEX, INDEX_BYTES, ServerProcess, get, publish, wait_until, write_config
 from updmirror import config
-from updmirror.serve.status import collect_status
+from updmirror.status import collect_status
 from updmirror.store.snapshots import Store
 
 MODULE = "/m/em001_64_l0.nup"
@@ -95,7 +95,7 @@ def test_the_status_page_and_command_survive_current_as_a_regular_file(tmp_path,
     import subprocess
     import sys
 
-    from helpers import SRC
+    from serverkit import SRC
 
     root = tmp_path / "store"
     publish(root, {MODULE: MODULE_BYTES}, {EP11_INDEX: INDEX_BYTES})

@@ -1,4 +1,4 @@
-"""`updmirror serve` and `updmirror run` as an administrator meets them."""
+"""`updmirror serve` as an administrator meets it (`run`: tests/daemon/test_run.py)."""
 
 import os
 import signal
@@ -8,7 +8,8 @@ import sys
 import time
 
 import pytest
-from helpers import (
+
+from serverkit import (
     EP11_INDEX,
     INDEX_BYTES,
     SRC,
@@ -117,22 +118,6 @@ def test_sigterm_lets_a_download_in_flight_finish(tmp_path, store, free_port):
     finally:
         code, err = server.stop()
     assert code == 0, err
-
-
-def test_run_keeps_serving_when_the_sync_fails(tmp_path, store, free_port):
-    cfg = write_config(tmp_path, store, free_port, upstream={"retries": 0, "connect_timeout": 1},
-                       mirror={"interval": "2s"})
-    server = ServerProcess(cfg, free_port, command="run").wait_ready()
-    try:
-        records = store / "state"
-        assert wait_until(lambda: any(records.glob("*")), 20)     # the sync ran (and failed)
-        for _ in range(3):
-            assert get(free_port, "/" + EP11_INDEX).body == INDEX_BYTES
-        assert server.proc.poll() is None
-    finally:
-        code, err = server.stop()
-    assert code == 0, err
-    assert "sync failed" in err and "still serving the last good snapshot" in err
 
 
 def _workers(master_pid: int) -> list[int]:

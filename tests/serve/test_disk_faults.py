@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from helpers import EP11_INDEX, Client, ServerProcess, get, publish, write_config
+from serverkit import EP11_INDEX, Client, ServerProcess, get, publish, write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from diskkit import inject  # noqa: E402

@@ -17,14 +17,14 @@ from __future__ import annotations
 import socket
 
 import pytest
-from helpers import EP11_AGENT, EP11_INDEX, V16_INDEX, InProcessServer, publish, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from serverkit import EP11_AGENT, EP11_INDEX, V16_INDEX, InProcessServer, publish, write_config
 from sizes import LONG, size
 from updmirror.errors import UnsafePathError
 from updmirror.serve.httpcore import HttpError, parse_head
-from updmirror.serve.protocol import _clean_path
+from updmirror.serve.protocol import clean_path
 
 EXAMPLES = size("UPDMIRROR_FUZZ_EXAMPLES", ci=1500, long=20000)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not LONG, database=None,
@@ -101,7 +101,7 @@ def test_a_path_is_either_refused_or_a_clean_path_inside_the_tree(raw):
     count("path cleaning")
     raw = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
     try:
-        clean = _clean_path(raw)
+        clean = clean_path(raw)
     except UnsafePathError:
         return
     if clean is None:
@@ -166,7 +166,7 @@ def test_the_router_answers_every_hostile_path_with_a_file_of_the_tree_or_an_err
     status, body, _ = ask(server.port, head)
     check_answer(head, status, body)
     if status == 200 and method == "GET":
-        assert body == FILES.get(_clean_path(path.encode("utf-8", "surrogateescape")).decode(),
+        assert body == FILES.get(clean_path(path.encode("utf-8", "surrogateescape")).decode(),
                                  INDEXES.get(path.lstrip("/"), body))
 
 

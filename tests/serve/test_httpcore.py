@@ -4,7 +4,7 @@ import pytest
 
 from updmirror.errors import UnsafePathError
 from updmirror.serve.httpcore import HttpError, etag_matches, parse_head, parse_http_date, parse_range
-from updmirror.serve.protocol import _clean_path
+from updmirror.serve.protocol import clean_path
 
 
 def test_parse_head_keeps_the_headers_the_server_acts_on():
@@ -82,11 +82,11 @@ def test_etag_matching_takes_lists_weak_tags_and_star():
 ])
 def test_no_spelling_of_dot_dot_or_a_separator_gets_through(raw):
     with pytest.raises(UnsafePathError):
-        _clean_path(raw)
+        clean_path(raw)
 
 
 def test_a_percent_encoded_plain_path_is_decoded_once():
-    assert _clean_path(b"/eset_upd/ep11/dll/update%2Ever") == b"/eset_upd/ep11/dll/update.ver"
+    assert clean_path(b"/eset_upd/ep11/dll/update%2Ever") == b"/eset_upd/ep11/dll/update.ver"
 
 
 @pytest.mark.parametrize("raw, merged", [
@@ -95,12 +95,12 @@ def test_a_percent_encoded_plain_path_is_decoded_once():
     (b"/eset_upd//ep11///dll/update.ver", b"/eset_upd/ep11/dll/update.ver"),
 ])
 def test_repeated_slashes_are_merged_like_nginx_merge_slashes(raw, merged):
-    assert _clean_path(raw) == merged
+    assert clean_path(raw) == merged
 
 
 @pytest.mark.parametrize("raw", [b"/", b"//", b"/eset_upd/", b"/eset_upd//", b"/eset_upd/ep11/dll/"])
 def test_a_safe_folder_is_no_file_rather_than_a_bad_request(raw):
-    assert _clean_path(raw) is None
+    assert clean_path(raw) is None
 
 
 @pytest.mark.parametrize("value", [

@@ -5,7 +5,8 @@ import socket
 import time
 
 import pytest
-from helpers import (
+
+from serverkit import (
     EP11_INDEX,
     INDEX_BYTES,
     Client,
@@ -17,7 +18,6 @@ from helpers import (
     wait_until,
     write_config,
 )
-
 from updmirror.serve import protocol
 
 

@@ -4,7 +4,8 @@ import socket
 import time
 
 import pytest
-from helpers import (
+
+from serverkit import (
     EP11_AGENT,
     EP11_INDEX,
     V16_AGENT,

@@ -3,8 +3,7 @@
 import os
 import socket
 
-from helpers import EP11_INDEX, Client, ServerProcess, get, publish, request_bytes, wait_until, write_config
-
+from serverkit import EP11_INDEX, Client, ServerProcess, get, publish, request_bytes, wait_until, write_config
 from updmirror.store.snapshots import Store
 
 BIG = "/endpointwindowslatest-rel-sta/mod_010_engine_1/em010_64_l0.nup"

@@ -2,8 +2,7 @@
 
 import os
 
-from helpers import EP11_INDEX, V16_INDEX, publish
-
+from serverkit import EP11_INDEX, V16_INDEX, publish
 from updmirror.serve import tables
 from updmirror.serve.allow import AllowList
 from updmirror.store.snapshots import Store

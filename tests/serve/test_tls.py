@@ -8,7 +8,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import EP11_INDEX, InProcessServer, publish, write_config
+
+from serverkit import EP11_INDEX, InProcessServer, publish, write_config
 
 LARGE = bytes(range(256)) * 4096          # 1 MiB
 

@@ -20,8 +20,7 @@ from synckit import assert_snapshot_complete
 from updmirror.cli import main
 from updmirror.eset.modules import is_module_section, modules
 from updmirror.eset.updatever import UpdateVer
-from updmirror.serve.status import collect_status
-from updmirror.serve.status_page import render_page
+from updmirror.status import collect_status, render_page
 from updmirror.store.records import read_runs
 from updmirror.sync.engine import run_sync
 

@@ -13,7 +13,7 @@ import pytest
 from synckit import PASSWORD, USER, VENDOR_PATH, mirror_toml, port, served_index, sync
 
 import vendor_real
-from serve.helpers import ServerProcess, get
+from serverkit import ServerProcess, get
 from updmirror import config
 from updmirror.errors import ConfigError
 from updmirror.eset.modules import modules

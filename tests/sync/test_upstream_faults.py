@@ -20,7 +20,7 @@ from synckit import PASSWORD, assert_snapshot_complete
 
 from diskkit import need
 from updmirror.serve import tables
-from updmirror.serve.status import collect_status
+from updmirror.status import collect_status
 from updmirror.sync.engine import run_sync
 from updmirror.vendor.faults import Fault
 from updmirror.vendor.publish import publish

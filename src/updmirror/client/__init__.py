@@ -14,15 +14,14 @@ may change freely. `updmirror client update` is the same on the command line.
 from updmirror.eset.trees import user_agent
 
 from ._errors import CAUSES, ClientError, DestinationError, SourceFailure, UpdateFailed
-from ._install import Installed
-from ._plan import Held, Plan, modules_for, plan_update
+from ._install import Destination, Installed
+from ._plan import FULL_BASE, MAX_DELTAS, Held, Plan, module_key, modules_for, plan_update
 from ._sources import Source
 from ._update import Client, Endpoint, Progress, UpdateResult
 
 
 def installed(dest) -> Installed:
     """What the folder `dest` holds now (an empty Installed if nothing yet)."""
-    from ._install import Destination
     return Destination(dest).installed()
 
 
@@ -30,5 +29,7 @@ __all__ = [
     "Client", "Endpoint", "Source", "UpdateResult", "Progress",
     "installed", "Installed", "Held",
     "plan_update", "modules_for", "Plan", "user_agent",
+    # The destination folder and the delta-chain rules, for tools and tests.
+    "Destination", "module_key", "FULL_BASE", "MAX_DELTAS",
     "ClientError", "UpdateFailed", "DestinationError", "SourceFailure", "CAUSES",
 ]

@@ -7,7 +7,9 @@ maybe in `ALIASES`), not new code.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 CHANNELS = ("regular", "pre-release", "deferred")
 
@@ -38,6 +40,31 @@ class Tree:
     @property
     def has_dll(self) -> bool:
         return any(i.startswith("dll/") for i in self.indexes)
+
+
+class MirroredIndex(NamedTuple):
+    """One index a mirror of some trees and channels holds."""
+
+    tree: str
+    channel: str
+    path: str         # host-relative vendor path, e.g. "eset_upd/ep11/pre/dll/update.ver"
+    name: str         # its sub-path within the tree, e.g. "dll/update.ver": where a
+                      # product's own mirror serves it, at its root
+
+
+def mirrored_indexes(trees: Iterable[str], channels: Iterable[str]) -> Iterator[MirroredIndex]:
+    """Every index of `trees` x `channels`, in that order (trees outer,
+    channels inner, a tree's indexes in the order of its row in TREES).
+
+    The one enumeration the sync plans from and the status checks against,
+    so that the two cannot disagree on what the mirror should hold.
+    """
+    channels = tuple(channels)
+    for name in trees:
+        tree = TREES[name]
+        for channel in channels:
+            for path, sub in zip(tree.index_paths(channel), tree.indexes, strict=True):
+                yield MirroredIndex(name, channel, path, sub)
 
 
 _BOTH = ("update.ver", "dll/update.ver")

@@ -8,3 +8,5 @@ with (eset/trees.py, [http] in mirror.toml) and the store's layout
     site.py     the facts one exported web server is made of
     nginx.py, apache.py, samba.py   the writers; commands.py  `updmirror export ...`
 """
+
+__all__ = ["apache", "nginx", "routing", "samba", "site"]

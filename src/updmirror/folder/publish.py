@@ -26,8 +26,8 @@ from pathlib import Path
 
 from updmirror.errors import FolderError, FormatError
 from updmirror.eset.updatever import MAX_INDEX_BYTES
+from updmirror.progress import Progress
 from updmirror.store import Snapshot, Store
-from updmirror.sync.progress import Progress
 from updmirror.units import human_bytes
 
 from .layout import FileId, PlannedIndex, index_target, plan_index

@@ -1,8 +1,9 @@
-"""The integrated HTTP server (`updmirror serve`, `updmirror run`).
+"""The integrated HTTP server (`updmirror serve`; `updmirror run` is the daemon's).
 
     master.py     checks the configuration, binds the ports, forks the workers
                   (SO_REUSEPORT), restarts a crashed one, passes on SIGHUP,
-                  stops on SIGTERM; runs the sync schedule for `run`
+                  stops on SIGTERM; runs a schedule coroutine beside them when
+                  given one (the daemon's syncs, each its own process)
     worker.py     one serving process: event loop, once-a-second housekeeping,
                   snapshot switches, reload
     protocol.py   one connection: the hot path (asyncio.Protocol, HTTP/1.1)
@@ -12,10 +13,27 @@
     memo.py       answers to identical request heads within one second
     allow.py      the network allow-list
     basic.py      the Authorization: Basic header and the memory of good checks
+    auth.py       passwords: the htpasswd file, bcrypt and the other hashes
     accesslog.py  the combined access log, without credentials
     counters.py   counters shared by the workers, for the status pages
-    schedule.py   when `run` syncs
-    commands.py   the `serve` and `run` sub-commands
-    auth.py, status.py, status_page.py, status_commands.py: passwords, the
-                  status page, JSON and metrics, `status` and `passwd`
+    commands.py   the `serve` and `passwd` sub-commands
+
+/status, /status.json and /metrics are the status room's renderings
+(`updmirror.status`) with this server's counters added. This room reads
+the store; it imports neither sync/, folder/ nor the daemon.
 """
+
+from __future__ import annotations
+
+from .commands import quiet_access_logger
+
+
+def serve(cfg, *, workers: int | None = None, schedule=None) -> int:
+    """Serve until stopped; the exit code (see master.serve). The server's
+    modules load here, not on import: every command imports this package."""
+    from .master import serve as run_server
+
+    return run_server(cfg, workers=workers, schedule=schedule)
+
+
+__all__ = ["quiet_access_logger", "serve"]

@@ -1,38 +1,43 @@
-"""`updmirror serve` and `updmirror run` (and, from the status module,
-`status` and `passwd`)."""
+"""`updmirror serve` and `updmirror passwd` (`run` is the daemon's, `status` the status room's)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import getpass
 import logging
+import sys
 
 from updmirror import config
+from updmirror.errors import ConfigError, UpdmirrorError
 
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for name, func, text in (
-        ("serve", serve_command, "serve the current snapshot over HTTP (port 2221)"),
-        ("run", run_command, "serve, and sync on the schedule of [mirror] interval"),
-    ):
-        p = sub.add_parser(name, help=text, description=text + ". Stops gracefully on SIGTERM; "
-                           "SIGHUP reloads the allow list, the htpasswd file and the access log. "
-                           "Exit 2 on a configuration error (port in use, missing certificate, "
-                           "unreadable htpasswd).")
-        p.add_argument("-c", "--config", required=True, help="mirror.toml")
-        p.add_argument("--workers", type=int, default=None,
-                       help="worker processes (default: [http] workers, 0 = one per core)")
-        p.set_defaults(func=func)
-    from updmirror.serve import status_commands
-    status_commands.register(sub)
+    text = "serve the current snapshot over HTTP (port 2221)"
+    p = sub.add_parser("serve", help=text, description=text + ". Stops gracefully on SIGTERM; "
+                       "SIGHUP reloads the allow list, the htpasswd file and the access log. "
+                       "Exit 2 on a configuration error (port in use, missing certificate, "
+                       "unreadable htpasswd).")
+    p.add_argument("-c", "--config", required=True, help="mirror.toml")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: [http] workers, 0 = one per core)")
+    p.set_defaults(func=serve_command)
+
+    p = sub.add_parser("passwd", help="add a user or change a password in the htpasswd file",
+                       description="Write USER's password (bcrypt) into [http] htpasswd, keeping the "
+                                   "other users. A running server reads the file again on SIGHUP.")
+    p.add_argument("-c", "--config", required=True, help="mirror.toml")
+    p.add_argument("user", metavar="USER")
+    p.add_argument("--stdin", action="store_true",
+                   help="read the password from the first line of standard input instead of asking twice")
+    p.set_defaults(func=run_passwd)
 
 
-def _quiet_access_logger(args: argparse.Namespace, cfg: config.Config) -> None:
-    # Without [http] access_log, the access log goes to the console only with
-    # --debug: a line per request would drown everything else at 10,000 clients.
-    if cfg.http.access_log is None and not getattr(args, "debug", False):
+def quiet_access_logger(cfg: config.Config, *, debug: bool = False) -> None:
+    """Without [http] access_log, the access log goes to the console only with
+    --debug: a line per request would drown everything else at 10,000 clients."""
+    if cfg.http.access_log is None and not debug:
         logging.getLogger("updmirror.access").setLevel(logging.WARNING)
 
 
@@ -40,29 +45,35 @@ def serve_command(args: argparse.Namespace) -> int:
     from updmirror.serve import master
 
     cfg = config.load(args.config)
-    _quiet_access_logger(args, cfg)
+    quiet_access_logger(cfg, debug=getattr(args, "debug", False))
     return master.serve(cfg, workers=args.workers)
 
 
-def run_command(args: argparse.Namespace) -> int:
-    from updmirror.folder import publish_after_sync
-    from updmirror.serve import master
-    from updmirror.serve.schedule import first_delay, sync_forever
-    from updmirror.store.snapshots import Store
-    from updmirror.sync.engine import check_extractor, run_sync
+def run_passwd(args: argparse.Namespace) -> int:
+    from updmirror.serve.auth import Htpasswd, set_password
 
     cfg = config.load(args.config)
-    check_extractor(cfg)
-    _quiet_access_logger(args, cfg)
-    current = Store(cfg.mirror.root).current()
-    delay = first_delay(current.created if current else None, cfg.mirror.interval)
-
-    async def sync_and_publish():
-        report = await run_sync(cfg)
-        await asyncio.to_thread(publish_after_sync, cfg, report.ok)   # logs its own failure
-        return report
-
-    async def schedule(stop: asyncio.Event) -> None:
-        await sync_forever(sync_and_publish, cfg.mirror.interval, stop, delay=delay)
-
-    return master.serve(cfg, workers=args.workers, schedule=schedule)
+    path = cfg.http.htpasswd
+    if path is None:
+        raise ConfigError(f"{cfg.path}: [http] htpasswd is not set; add e.g. "
+                          'htpasswd = "/etc/updmirror/htpasswd" (and auth = "basic")')
+    if args.stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+    else:
+        password = getpass.getpass(f"New password for {args.user}: ")
+        if getpass.getpass("Again: ") != password:
+            raise UpdmirrorError("the two passwords differ; nothing was changed")
+    added = set_password(path, args.user, password)
+    try:
+        Htpasswd.load(path)  # says which line is wrong if the rest of the file is damaged
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.path}: [http] htpasswd: {exc}") from None
+    print(f"updmirror: {'added' if added else 'changed the password of'} user {args.user} in {path}")
+    if cfg.http.auth != "basic":
+        print(f'updmirror: note: [http] auth is "{cfg.http.auth}" in {cfg.path}; set auth = "basic" '
+              "for the server to ask for it")
+    print("updmirror: a running server picks this up on SIGHUP "
+          "(systemctl reload updmirror, or kill -HUP <pid>)")
+    return 0

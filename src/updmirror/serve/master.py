@@ -1,6 +1,7 @@
 """The master process: check the configuration, bind the ports, start the
 worker processes, restart a crashed one, pass on SIGHUP, stop on SIGTERM;
-and for `updmirror run`, also run the sync on its schedule.
+and, when given one, run a schedule coroutine beside them (`updmirror run`
+passes the daemon's, which starts each sync as a process of its own).
 
 Everything that can fail because of the configuration (a port in use, a
 missing certificate, an unreadable htpasswd file) is tried here before any
@@ -266,17 +267,18 @@ class Master:
             _kill(pid, signal.SIGHUP)
 
     def _reap(self) -> int | None:
-        """Collect exited workers; restart crashed ones. An exit code to stop with, or None."""
-        while self.pids:
+        """Collect exited workers; restart crashed ones. An exit code to stop with, or None.
+
+        Only the workers' pids are waited for: the schedule may have children
+        of its own (the daemon's sync processes), whose exit is its business."""
+        for pid in list(self.pids):
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                return None
-            if pid == 0:
-                return None
-            index = self.pids.pop(pid, None)
-            if index is None:
+                done, status = pid, 0
+            if done == 0:
                 continue
+            index = self.pids.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue

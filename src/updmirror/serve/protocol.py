@@ -375,7 +375,7 @@ class Connection(asyncio.Protocol):
             entry = tables.files.get(path)
             if entry is None:
                 try:
-                    clean = _clean_path(path)
+                    clean = clean_path(path)
                 except UnsafePathError:
                     self._send_error(400, req, close=True)
                     return
@@ -687,7 +687,7 @@ def _connection(req: Request) -> bytes:
     return _KEEP_ALIVE_10 if req.version == 10 else b""
 
 
-def _clean_path(raw: bytes) -> bytes | None:
+def clean_path(raw: bytes) -> bytes | None:
     """The request path with repeated slashes merged, decoded once and checked,
     None for a folder ("/", "/eset_upd/", "//"), or UnsafePathError.
 

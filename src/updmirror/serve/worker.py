@@ -126,7 +126,7 @@ class Worker:
         self._apply(cfg, load_password_check(cfg))
         self.access_log = AccessLog(cfg.http.access_log)
         self.log_requests = self.access_log.enabled
-        from updmirror.serve import status as status_module
+        from updmirror import status as status_module
         self.status_module = status_module
         self.link = self._read_link()
         #: Why `current` cannot be followed, while it cannot.

@@ -32,6 +32,7 @@ from updmirror.eset import nup, openpgp, rar
 from updmirror.eset.modules import Module, Selection, database_version, modules, select
 from updmirror.eset.trees import TREES, user_agent
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
+from updmirror.progress import Progress
 from updmirror.store import Snapshot, Store, StoreLock
 from updmirror.store.diskerror import disk_error, is_disk_error
 from updmirror.store.records import append_run
@@ -51,7 +52,6 @@ from .plan import (
     plan_files,
     rewrite_index,
 )
-from .progress import Progress
 
 log = logging.getLogger("updmirror.sync")
 

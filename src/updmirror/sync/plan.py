@@ -13,7 +13,7 @@ from pathlib import Path
 
 from updmirror.errors import FormatError
 from updmirror.eset.modules import UPSTREAM_ONLY_SECTIONS, Module, is_module_section
-from updmirror.eset.trees import TREES
+from updmirror.eset.trees import mirrored_indexes
 from updmirror.eset.updatever import UpdateVer
 
 #: What an upstream's layout is called in [upstream] layout and in the state file.
@@ -55,15 +55,9 @@ def index_plans(base_url: str, trees: Iterable[str], channels: Iterable[str], la
     has `update.ver` / `dll/update.ver` at its URL and one channel (which the
     caller checks): it is planned as the regular one.
     """
-    plans = []
-    for name in trees:
-        tree = TREES[name]
-        for channel in channels:
-            paths = tree.index_paths(channel)
-            sources = tree.indexes if layout == PRODUCT_MIRROR else paths
-            plans += [IndexPlan(name, channel, path, base_url + source, layout=layout)
-                      for path, source in zip(paths, sources, strict=True)]
-    return plans
+    return [IndexPlan(i.tree, i.channel, i.path,
+                      base_url + (i.name if layout == PRODUCT_MIRROR else i.path), layout=layout)
+            for i in mirrored_indexes(trees, channels)]
 
 
 def layouts_to_try(configured: str, remembered: Iterable[str | None]) -> tuple[str, ...]:

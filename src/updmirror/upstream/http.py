@@ -57,8 +57,8 @@ class HttpUpstream(Upstream):
         base = urlsplit(cfg.url)
         # Credentials go only to the configured upstream and the hosts the index may name.
         self._trusted_hosts = {(base.hostname or "").lower(), *(h.lower() for h in cfg.allowed_hosts)}
-        proxy_password = urlsplit(cfg.proxy).password if cfg.proxy else None
-        self._secrets = [x for x in (cfg.password, proxy_password) if x]
+        # aiohttp's own messages should hold no password; self._scrub makes sure of it.
+        self._scrub = redact.Scrubber([cfg.password, redact.password_of(cfg.proxy)])
         self._authorization = None
         if cfg.username:
             if ":" in cfg.username:
@@ -272,12 +272,6 @@ class HttpUpstream(Upstream):
     async def _retrying(self, shown: str, attempt: Callable[[], Awaitable[T]]) -> T:
         return await retrying(attempt, retries=self.cfg.retries, backoff_base=self.backoff_base,
                               stats=self.stats, log=log)
-
-    def _scrub(self, text: str) -> str:
-        """aiohttp's own messages should hold no password; make sure of it."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def _validators(resp: aiohttp.ClientResponse) -> dict[str, str]:

@@ -37,6 +37,7 @@ from smbprotocol.open import (
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
+from updmirror import redact
 from updmirror.errors import ConfigError
 from updmirror.upstream.backoff import BACKOFF_BASE
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
@@ -86,6 +87,7 @@ class SmbUpstream(Upstream):
                               "WORKGROUP\\User) and its password")
         self.account = parse_account(cfg.username)
         self._password = cfg.password or ""
+        self._scrub = redact.Scrubber([cfg.password])   # smbprotocol's messages, before ours carry them
         self._link: _Link | None = None
         self._connecting = asyncio.Lock()
 
@@ -291,9 +293,6 @@ class SmbUpstream(Upstream):
             _drop(link)
             if self._link is link:
                 self._link = None
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
 
 
 def _read(link: _Link, handle: Open, offset: int, length: int) -> bytes:

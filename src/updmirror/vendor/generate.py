@@ -151,7 +151,7 @@ def generate(root: Path, *, seed: int = 1, size_mb: float = 8, trees: Iterable[s
                         fingerprint=vendor.fingerprint,
                         other_fingerprint=other.fingerprint if other else None, key_created=created)
     plan = release_plan(state, release)
-    unique = _unique(plan)
+    unique = unique_files(plan)
     total_weight = sum(f.weight for f in unique.values())
     state.scale = size_mb * MB / total_weight
     written, written_bytes = write_release(root, state, plan, vendor, other, workers=workers)
@@ -186,7 +186,8 @@ def release_plan(state: VendorState, release: int) -> dict[str, tuple[Flavour, s
     return plan
 
 
-def _unique(plan) -> dict[str, FileSpec]:
+def unique_files(plan) -> dict[str, FileSpec]:
+    """Each file of a release plan once, by path (trees and indexes share files)."""
     out: dict[str, FileSpec] = {}
     for _, _, files in plan.values():
         for f in files:
@@ -206,7 +207,7 @@ def write_release(root: Path, state: VendorState, plan, vendor: SigningKey, othe
     never names a file that is not on disk yet.
     """
     www = root / "www"
-    todo = [f for f in _unique(plan).values() if not (www / f.path.lstrip("/")).exists()]
+    todo = [f for f in unique_files(plan).values() if not (www / f.path.lstrip("/")).exists()]
     # Largest first: the pool stays busy to the end.
     todo.sort(key=lambda f: -f.weight)
     workers = workers or min(8, os.cpu_count() or 1)

@@ -21,7 +21,7 @@ from pathlib import Path
 from updmirror.eset.updatever import UpdateVer
 
 from . import keys
-from .generate import GenerateReport, VendorState, _unique, release_plan, report, write_release
+from .generate import GenerateReport, VendorState, release_plan, report, unique_files, write_release
 
 
 @dataclass
@@ -57,7 +57,7 @@ def publish(root: Path) -> PublishReport:
     state.release += 1
     plan = release_plan(state, state.release)
     written, written_bytes = write_release(root, state, plan, vendor, other)
-    referenced = set(_unique(plan))
+    referenced = set(unique_files(plan))
     previous = set(state.referenced)
     older = set(state.previously_referenced)
     kept = previous - referenced

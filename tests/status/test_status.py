@@ -4,10 +4,10 @@ from html.parser import HTMLParser
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from statuskit import HOUR, PASSWORD, open_mirror, write_config
 
+from statuskit import HOUR, PASSWORD, open_mirror, write_config
 from updmirror import config
-from updmirror.serve.status import (
+from updmirror.status import (
     collect_status,
     render_metrics,
     render_status_html,
@@ -160,12 +160,37 @@ def test_server_counters_are_taken_as_given_and_missing_ones_are_zero(mirror):
                       "started": now - 100, "uptime_seconds": pytest.approx(100)}
 
 
-def test_status_json_holds_the_same_facts(mirror):
+def test_status_json_says_what_the_store_and_the_records_hold(mirror):
+    # Against the values set up here, not against collect_status (which the
+    # JSON is rendered from, so comparing the two could not fail).
     cfg, store, now = mirror
-    publish(store, created=now - 600)
-    record(store, now - 600, changed=True)
-    data = json.loads(render_status_json(store, cfg, {"requests_total": 5}, now))
-    assert data == json.loads(json.dumps(collect_status(store, cfg, {"requests_total": 5}, now)))
+    snap = publish(store, created=now - 600, upstream_date=now - 5000)
+    record(store, now - 300, changed=True)
+    data = json.loads(render_status_json(store, cfg, {"requests_total": 5, "started": now - 100}, now))
+    assert data["state"] == "fresh" and data["headline"] == "fresh" and data["problems"] == []
+    assert data["generated"] == pytest.approx(now)
+    assert data["upstream"] == "http://127.0.0.1:9/"
+    assert data["interval"] == HOUR and data["stale_after"] == 2 * HOUR
+    assert data["snapshot"] == {"id": snap.id, "created": pytest.approx(now - 600),
+                                "files": 120 + 80 + 81, "bytes": 123_456_789 + 9_876_543 + 9_876_544}
+    shown = [(i["tree"], i["channel"], i["path"], i["version"], i["files"], i["bytes"])
+             for i in data["indexes"]]
+    assert shown == [("ep11", "regular", "eset_upd/ep11/dll/update.ver", 31234, 120, 123_456_789),
+                     ("v10", "regular", "eset_upd/v10/update.ver", 29000, 80, 9_876_543),
+                     ("v10", "regular", "eset_upd/v10/dll/update.ver", 29001, 81, 9_876_544)]
+    for i in data["indexes"]:
+        assert i["age_seconds"] == pytest.approx(300, abs=1)           # confirmed by the run 300 s ago
+        assert i["upstream_age_seconds"] == pytest.approx(5000, abs=1)
+        assert i["stale"] is False and i["reason"] is None and i["in_snapshot"] is True
+        assert i["upstream_url"] == f"http://127.0.0.1:9/{i['path']}"
+    last = data["last_sync"]
+    assert last["ok"] is True and last["message"] == "mirror is current"
+    assert last["started"] == pytest.approx(now - 330) and last["finished"] == pytest.approx(now - 300)
+    assert (last["files_fetched"], last["bytes_fetched"], last["errors"]) == (7, 7000, [])
+    assert data["last_success"] == pytest.approx(now - 300) and len(data["runs"]) == 1
+    assert data["server"]["requests_total"] == 5
+    assert data["server"]["uptime_seconds"] == pytest.approx(100, abs=1)
+    assert data["unchecked"] == []
 
 
 def samples(text: bytes) -> dict:

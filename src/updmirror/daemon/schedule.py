@@ -1,8 +1,18 @@
-"""When `updmirror run` syncs: every `mirror.interval` with some jitter, and
-sooner after a failure. Whatever a sync does, the served snapshot stays the
-last good one (the store only ever switches to a complete snapshot), so a
-failure here is logged and retried, never fatal.
+"""When `updmirror run` syncs: every `mirror.interval` with some jitter,
+sooner after a failure, and at once when something wakes the schedule.
+Whatever a sync does, the served snapshot stays the last good one (the store
+only ever switches to a complete snapshot), so a failure here is logged and
+retried, never fatal.
+
+Waking early: `sync_forever(..., wake=event)` also syncs as soon as `event`
+is set (an `asyncio.Event` of the same loop). A watcher that holds a
+long-poll on an upper mirror sets it when that mirror publishes; the timer
+stays as the fallback. The loop clears the event just before each sync, so
+an announcement that arrives while a sync runs causes one more sync right
+after it (that sync may have read the old index), and several announcements
+during one wait cause one sync, not several.
 """
+
 
 from __future__ import annotations
 
@@ -60,16 +70,29 @@ async def sync_once(sync: Callable[[], Awaitable[Any]]) -> bool:
     return ok
 
 
+async def wait_for_turn(stop: asyncio.Event, wake: asyncio.Event | None, delay: float) -> bool:
+    """Wait `delay` seconds, or less if `wake` is set; False when `stop` is set first."""
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=max(0.0, delay), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return not stop.is_set()
+
+
 async def sync_forever(sync: Callable[[], Awaitable[Any]], interval: float, stop: asyncio.Event, *,
-                       delay: float = 0.0, min_retry: float = MIN_RETRY,
-                       rand: Callable[[], float] = random.random) -> None:
-    """Sync after `delay`, then on schedule, until `stop` is set."""
+                       delay: float = 0.0, wake: asyncio.Event | None = None,
+                       min_retry: float = MIN_RETRY, rand: Callable[[], float] = random.random) -> None:
+    """Sync after `delay` (or when `wake` is set), then on schedule, until `stop` is set."""
     while True:
-        try:
-            await asyncio.wait_for(stop.wait(), delay)
+        if not await wait_for_turn(stop, wake, delay):
             return
-        except asyncio.TimeoutError:
-            pass
+        if wake is not None and wake.is_set():
+            log.info("woken: syncing now")
+            wake.clear()
         ok = await sync_once(sync)
         delay = next_delay(ok, interval, rand(), min_retry=min_retry)
         log.info("next sync in %.0f s%s", delay, "" if ok else " (retrying sooner after a failure)")

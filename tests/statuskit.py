@@ -1,4 +1,4 @@
-"""Shared set-up of the status tests (test_status.py, test_status_command.py):
+"""Shared set-up of the status and passwd tests (tests/status/, tests/serve/test_passwd_command.py):
 a mirror.toml whose upstream password no status output may show, and its store."""
 
 from __future__ import annotations

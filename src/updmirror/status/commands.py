@@ -1,4 +1,4 @@
-"""`updmirror status` and `updmirror passwd`.
+"""`updmirror status`.
 
 `status` prints the facts the `/status` page shows (without the server's
 counters, which live in the running server) and exits 0 when the mirror is
@@ -9,15 +9,15 @@ error, so that monitoring (Nagios, a systemd timer, cron) can call it.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 
 from updmirror import config
-from updmirror.errors import ConfigError, UpdmirrorError
-from updmirror.serve.status import FRESH, collect_status, duration, utc
-from updmirror.store.snapshots import Store
+from updmirror.errors import ConfigError
+from updmirror.store import Store
 from updmirror.units import human_bytes
+
+from .facts import FRESH, collect_status, duration, utc
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,15 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", required=True, help="mirror.toml")
     p.add_argument("--json", action="store_true", help="print the facts as JSON (as /status.json)")
     p.set_defaults(func=run_status)
-
-    p = sub.add_parser("passwd", help="add a user or change a password in the htpasswd file",
-                       description="Write USER's password (bcrypt) into [http] htpasswd, keeping the "
-                                   "other users. A running server reads the file again on SIGHUP.")
-    p.add_argument("-c", "--config", required=True, help="mirror.toml")
-    p.add_argument("user", metavar="USER")
-    p.add_argument("--stdin", action="store_true",
-                   help="read the password from the first line of standard input instead of asking twice")
-    p.set_defaults(func=run_passwd)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -132,33 +123,3 @@ def _print_rich(facts: dict) -> None:
     for i, row in zip(facts["indexes"], _rows(facts), strict=True):
         table.add_row(*(row[c] for c in _RICH_COLUMNS), style="bold yellow" if i["stale"] else None)
     console.print(table)
-
-
-def run_passwd(args: argparse.Namespace) -> int:
-    from updmirror.serve.auth import Htpasswd, set_password
-
-    cfg = config.load(args.config)
-    path = cfg.http.htpasswd
-    if path is None:
-        raise ConfigError(f"{cfg.path}: [http] htpasswd is not set; add e.g. "
-                          'htpasswd = "/etc/updmirror/htpasswd" (and auth = "basic")')
-    if args.stdin:
-        line = sys.stdin.readline()
-        password = line[:-1] if line.endswith("\n") else line
-        password = password[:-1] if password.endswith("\r") else password
-    else:
-        password = getpass.getpass(f"New password for {args.user}: ")
-        if getpass.getpass("Again: ") != password:
-            raise UpdmirrorError("the two passwords differ; nothing was changed")
-    added = set_password(path, args.user, password)
-    try:
-        Htpasswd.load(path)  # says which line is wrong if the rest of the file is damaged
-    except ConfigError as exc:
-        raise ConfigError(f"{cfg.path}: [http] htpasswd: {exc}") from None
-    print(f"updmirror: {'added' if added else 'changed the password of'} user {args.user} in {path}")
-    if cfg.http.auth != "basic":
-        print(f'updmirror: note: [http] auth is "{cfg.http.auth}" in {cfg.path}; set auth = "basic" '
-              "for the server to ask for it")
-    print("updmirror: a running server picks this up on SIGHUP "
-          "(systemctl reload updmirror, or kill -HUP <pid>)")
-    return 0

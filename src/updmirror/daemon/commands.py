@@ -1,13 +1,19 @@
-"""`updmirror sync`: one run, exit 0 only when the mirror is complete and current."""
+"""`updmirror sync` (one run, then the shared folder; exit 0 only when the
+mirror is complete and current) and `updmirror run` (serve, and that same
+sync on a schedule, each in a child process of its own)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import logging
 import sys
+from pathlib import Path
 
 from updmirror import config
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,9 +30,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and ask upstream unconditionally")
     p.set_defaults(func=run)
 
+    text = "serve, and sync on the schedule of [mirror] interval"
+    p = sub.add_parser("run", help=text, description=text + ". Each sync runs as its own process "
+                       "('updmirror sync'); a failed one is logged and retried sooner while the last "
+                       "good snapshot stays served. Stops gracefully on SIGTERM; SIGHUP reloads the "
+                       "allow list, the htpasswd file and the access log. Exit 2 on a configuration "
+                       "error (port in use, missing certificate, unreadable htpasswd).")
+    p.add_argument("-c", "--config", required=True, help="mirror.toml")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: [http] workers, 0 = one per core)")
+    p.set_defaults(func=run_command)
+
 
 def run(args: argparse.Namespace) -> int:
-    from updmirror.sync.engine import check_extractor, run_sync
+    from updmirror.sync import check_extractor, run_sync
 
     cfg = config.load(args.config)
     check_extractor(cfg)
@@ -52,3 +69,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"updmirror: shared folder not updated: {folder_error}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from updmirror.serve import quiet_access_logger, serve
+    from updmirror.store import Store
+    from updmirror.sync import check_extractor
+
+    from .process import sync_in_child
+    from .schedule import first_delay, sync_forever
+
+    cfg = config.load(args.config)
+    check_extractor(cfg)
+    debug, quiet = bool(getattr(args, "debug", False)), bool(getattr(args, "quiet", False))
+    quiet_access_logger(cfg, debug=debug)
+    current = Store(cfg.mirror.root).current()
+    delay = first_delay(current.created if current else None, cfg.mirror.interval)
+    config_path = Path(args.config).resolve()   # the same file for every sync, whatever the cwd
+
+    def sync():
+        return sync_in_child(config_path, debug=debug, quiet=quiet)
+
+    async def schedule(stop: asyncio.Event) -> None:
+        await sync_forever(sync, cfg.mirror.interval, stop, delay=delay)
+
+    return serve(cfg, workers=args.workers, schedule=schedule)

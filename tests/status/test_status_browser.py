@@ -30,7 +30,7 @@ INDEXES = [
     {"tree": "v16", "channel": "regular", "path": "eset_upd/v16/dll/update.ver", "versionid": 29876,
      "files": 95, "bytes": 87_654_321},
 ]
-# The header colours of status_page's stylesheet.
+# The header colours of status/page.py's stylesheet.
 GREEN, AMBER = (0x1A, 0x7F, 0x37), (0x9A, 0x67, 0x00)
 SRC = Path(__file__).resolve().parents[2] / "src"
 

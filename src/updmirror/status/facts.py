@@ -1,8 +1,9 @@
 """What an administrator (or monitoring) needs to know about the mirror.
 
-`collect_status` gathers the facts once, as plain data; the status page,
-`/status.json`, `/metrics` and `updmirror status` are four renderings of
-the same facts, so they cannot disagree.
+`collect_status` gathers the facts once, as plain data; the status page
+(page.py), `/status.json` (here), `/metrics` (metrics.py) and `updmirror
+status` (commands.py) are four renderings of the same facts, so they cannot
+disagree.
 
 "Stale" means: no successful sync has confirmed an index as current within
 two sync intervals (one missed run is tolerated, two are not), or the last
@@ -14,18 +15,12 @@ upstream at worst.
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from updmirror import redact
 from updmirror.config import Config
-from updmirror.eset.trees import TREES
+from updmirror.eset.trees import mirrored_indexes
 from updmirror.store.records import read_runs
 from updmirror.store.snapshots import MANIFEST, Snapshot, Store, load_snapshot
 
@@ -36,13 +31,10 @@ ERRORS_SHOWN = 5
 
 JSON_CONTENT_TYPE = "application/json"
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 FRESH, STALE, FAILED = "fresh", "stale", "failed"
 HEADLINES = {FRESH: "fresh", STALE: "STALE", FAILED: "LAST SYNC FAILED"}
 LAST_SYNC_FAILED = "the last sync failed"
-
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]*@")
 
 
 def collect_status(store: Store, cfg: Config, counters: dict, now: float | None = None) -> dict:
@@ -135,12 +127,9 @@ def _expected_indexes(cfg: Config, snapshot) -> list[dict]:
     """Every index the configuration asks for, in its order, then any other
     index the snapshot still holds (e.g. a tree just removed from the config)."""
     held = {e.get("path"): e for e in (snapshot.manifest.get("indexes", []) if snapshot else [])}
-    wanted = []
-    for tree in cfg.mirror.trees:
-        for channel in cfg.mirror.channels:
-            for path in TREES[tree].index_paths(channel):
-                wanted.append(held.pop(path, None) or {"tree": tree, "channel": channel, "path": path,
-                                                       "missing": True})
+    wanted = [held.pop(i.path, None)
+              or {"tree": i.tree, "channel": i.channel, "path": i.path, "missing": True}
+              for i in mirrored_indexes(cfg.mirror.trees, cfg.mirror.channels)]
     return wanted + list(held.values())
 
 
@@ -268,22 +257,11 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
-def _scrubber(cfg: Config):
+def _scrubber(cfg: Config) -> redact.Scrubber:
     """Text from run records passes through this before anyone sees it: the
-    sync already redacts, but a credential must not leak even if it slipped."""
-    secrets = [cfg.upstream.password]
-    if cfg.upstream.proxy:
-        secrets.append(urlsplit(cfg.upstream.proxy).password)
-    # Very short "passwords" would blank out ordinary words: the URL rule covers those.
-    secrets = [x for x in secrets if x and len(x) >= 4]
-
-    def scrub(text: str) -> str:
-        text = _USERINFO.sub(r"\1", text)
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    return scrub
+    sync already redacts, but a credential must not leak even if it slipped.
+    Very short "passwords" would blank out ordinary words: the URL rule covers those."""
+    return redact.Scrubber([cfg.upstream.password, redact.password_of(cfg.upstream.proxy)], min_length=4)
 
 
 # -- renderings ---------------------------------------------------------------
@@ -294,96 +272,9 @@ def render_status_json(store: Store, cfg: Config, counters: dict, now: float | N
 
 
 def render_status_html(store: Store, cfg: Config, counters: dict, now: float | None = None) -> bytes:
-    from updmirror.serve.status_page import render_page
+    from .page import render_page
 
     return render_page(collect_status(store, cfg, counters, now)).encode("utf-8")
-
-
-def render_metrics(store: Store, cfg: Config, counters: dict, now: float | None = None) -> bytes:
-    """Prometheus text format; a fresh registry per call, so nothing global
-    is shared between worker processes or reloads."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_FactsCollector(collect_status(store, cfg, counters, now)))
-    return generate_latest(registry)
-
-
-class _FactsCollector:
-    def __init__(self, facts: dict):
-        self.facts = facts
-
-    def collect(self):
-        f = self.facts
-        labels = ["tree", "channel", "path"]
-        per_index = {
-            "version": GaugeMetricFamily("updmirror_index_version",
-                                         "versionid of the served index", labels=labels),
-            "age": GaugeMetricFamily("updmirror_index_age_seconds",
-                                     "seconds since a successful sync confirmed the index current",
-                                     labels=labels),
-            "stale": GaugeMetricFamily("updmirror_index_stale", "1 when the index is stale", labels=labels),
-            "files": GaugeMetricFamily("updmirror_index_files", "files the index lists", labels=labels),
-            "bytes": GaugeMetricFamily("updmirror_index_bytes", "bytes of the files the index lists",
-                                       labels=labels),
-            "upstream": GaugeMetricFamily("updmirror_index_upstream_timestamp_seconds",
-                                          "Last-Modified of the upstream index", labels=labels),
-        }
-        for i in f["indexes"]:
-            values = [str(i["tree"]), str(i["channel"]), str(i["path"])]
-            per_index["stale"].add_metric(values, 1.0 if i["stale"] else 0.0)
-            for key, field in (("version", "version"), ("age", "age_seconds"), ("files", "files"),
-                               ("bytes", "bytes"), ("upstream", "upstream_date")):
-                value = _number(i.get(field))
-                if value is None and field == "version" and str(i.get(field) or "").isdigit():
-                    value = float(i[field])
-                if value is not None:
-                    per_index[key].add_metric(values, value)
-        yield from per_index.values()
-
-        yield GaugeMetricFamily("updmirror_files_not_signature_checked",
-                                "served files whose only signatures are by legacy keys the mirror cannot check",
-                                value=float(len(f["unchecked"])))
-        yield GaugeMetricFamily("updmirror_stale", "1 when the mirror is stale or the last sync failed",
-                                value=0.0 if f["state"] == FRESH else 1.0)
-        last = f["last_sync"]
-        if last is not None:
-            yield GaugeMetricFamily("updmirror_last_sync_success", "1 when the last sync succeeded",
-                                    value=1.0 if last["ok"] else 0.0)
-            yield GaugeMetricFamily("updmirror_last_sync_timestamp_seconds", "when the last sync ended",
-                                    value=last["finished"] or last["started"] or 0.0)
-            yield GaugeMetricFamily("updmirror_last_sync_files_fetched", "files the last sync fetched",
-                                    value=last["files_fetched"])
-            yield GaugeMetricFamily("updmirror_last_sync_bytes_fetched", "bytes the last sync fetched",
-                                    value=last["bytes_fetched"])
-        if f["last_success"] is not None:
-            yield GaugeMetricFamily("updmirror_last_successful_sync_timestamp_seconds",
-                                    "when the last successful sync ended", value=f["last_success"])
-        snap = f["snapshot"]
-        if snap is not None:
-            yield GaugeMetricFamily("updmirror_snapshot_files", "files in the current snapshot",
-                                    value=snap["files"])
-            yield GaugeMetricFamily("updmirror_snapshot_bytes", "bytes in the current snapshot",
-                                    value=snap["bytes"])
-            yield GaugeMetricFamily("updmirror_snapshot_created_timestamp_seconds",
-                                    "when the current snapshot was published", value=snap["created"])
-
-        s = f["server"]
-        yield CounterMetricFamily("updmirror_http_requests", "HTTP requests answered",
-                                  value=s["requests_total"])
-        responses = CounterMetricFamily("updmirror_http_responses", "HTTP responses by status class",
-                                        labels=["code"])
-        for code, count in s["responses"].items():
-            responses.add_metric([code], count)
-        yield responses
-        yield CounterMetricFamily("updmirror_http_bytes_sent", "bytes sent to clients", value=s["bytes_sent"])
-        yield CounterMetricFamily("updmirror_http_connections", "connections accepted",
-                                  value=s["connections_total"])
-        yield GaugeMetricFamily("updmirror_http_connections_open", "connections open now",
-                                value=s["connections_open"])
-        yield GaugeMetricFamily("updmirror_http_clients", "distinct client addresses seen",
-                                value=s["clients"])
-        if s["started"] is not None:
-            yield GaugeMetricFamily("updmirror_start_time_seconds", "when the server started",
-                                    value=s["started"])
 
 
 # -- small formatting helpers shared by the page and the command line ----------

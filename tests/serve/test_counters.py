@@ -1,14 +1,9 @@
-"""The shared counters, and when `run` syncs."""
+"""The counters shared by the server's workers."""
 
-import asyncio
 import os
 
-import pytest
-from helpers import EP11_INDEX, Client, InProcessServer, get, publish, wait_until, write_config
-
-from updmirror.errors import UpstreamError
+from serverkit import EP11_INDEX, Client, InProcessServer, get, publish, wait_until, write_config
 from updmirror.serve.counters import Counters, estimate_distinct
-from updmirror.serve.schedule import first_delay, next_delay, sync_forever
 
 
 def test_counters_of_all_workers_add_up_across_processes():
@@ -57,46 +52,3 @@ def test_the_server_counts_what_it_does(tmp_path, free_port):
         assert snap["responses"]["2xx"] >= 3 and snap["responses"]["4xx"] >= 1
         assert snap["connections_total"] >= 1 and snap["bytes_sent"] > 0 and snap["clients"] == 1
         assert get(free_port, "/" + EP11_INDEX).status == 200
-
-
-def test_the_next_sync_moves_by_the_jitter_and_a_failure_is_retried_sooner():
-    assert next_delay(True, 3600, 0.0) == pytest.approx(3240)
-    assert next_delay(True, 3600, 0.999999) == pytest.approx(3960, abs=0.01)
-    assert next_delay(False, 3600, 0.5) == 600
-    assert next_delay(False, 120, 0.5) == 60          # never sooner than a minute
-    assert next_delay(False, 30, 0.5) == 30           # nor later than the interval
-
-
-def test_the_first_sync_waits_for_a_fresh_mirror_only():
-    assert first_delay(None, 3600, now=1000) == 0
-    assert first_delay(0, 3600, now=10_000) == 0
-    assert first_delay(9_000, 3600, now=10_000) == 2600
-
-
-def test_sync_forever_keeps_going_through_failures_and_stops_when_told():
-    calls = []
-
-    class Report:
-        def __init__(self, ok):
-            self.ok, self.message = ok, "fake"
-
-    async def fake_sync():
-        calls.append(len(calls))
-        if len(calls) == 1:
-            raise UpstreamError("upstream down")
-        if len(calls) == 2:
-            raise RuntimeError("a bug")
-        return Report(ok=len(calls) != 3)
-
-    async def main():
-        stop = asyncio.Event()
-        task = asyncio.create_task(sync_forever(fake_sync, 0.05, stop, min_retry=0.01, rand=lambda: 0.5))
-        for _ in range(200):
-            if len(calls) >= 5:
-                break
-            await asyncio.sleep(0.01)
-        stop.set()
-        await asyncio.wait_for(task, 2)
-
-    asyncio.run(main())
-    assert len(calls) >= 5
