@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from updmirror.errors import FolderError
+from updmirror.files import atomic_file, fsync_path
 from updmirror.unc import Unc, parse_unc
 
 from .layout import RESERVED_PREFIX
@@ -138,16 +139,12 @@ class LocalFolder:
 
     def _install(self, rel: str, write) -> None:
         final = self._path(rel)
-        tmp = self.root / temporary_name(rel)
         try:
-            with open(tmp, "wb") as f:
+            # The folders are flushed together, in flush(), not after each file.
+            with atomic_file(final, temporary=self.root / temporary_name(rel), mode=FILE_MODE,
+                             sync_folder=False) as f:
                 write(f)
-                f.flush()
-                os.fchmod(f.fileno(), FILE_MODE)
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise self._fail(f"cannot write {final}", exc) from None
         self._touched.add(final.parent)
 
@@ -181,11 +178,7 @@ class LocalFolder:
     def flush(self) -> None:
         """Put the renames so far on disk, before the next step depends on them."""
         for folder in sorted(self._touched):
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(folder)
         self._touched.clear()
 
 
