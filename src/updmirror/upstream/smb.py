@@ -18,7 +18,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -38,6 +37,7 @@ from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
 from updmirror.errors import ConfigError
+from updmirror.httpfacts import http_date
 from updmirror.upstream.backoff import BACKOFF_BASE
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import (
@@ -315,4 +315,4 @@ def _validators(handle: Open) -> dict[str, str]:
     when: Any = handle.last_write_time
     stamp = when.timestamp() if hasattr(when, "timestamp") else float(when or 0)
     return {"etag": f'"{handle.end_of_file:x}-{int(stamp * 1_000_000):x}"',
-            "last_modified": formatdate(stamp, usegmt=True)}
+            "last_modified": http_date(stamp)}
