@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from updmirror.errors import ConfigError
 from updmirror.eset.trees import CHANNELS, TREES
-from updmirror.unc import is_valid_name, parse_account, parse_unc
+from updmirror.unc import is_valid_name, parse_account, parse_share
 from updmirror.upstream.settings import LAYOUTS, UpstreamConfig
 
 DEFAULT_PORT = 2221
@@ -319,14 +319,14 @@ def _folder(t: _Table, base: Path, mirror: MirrorConfig) -> FolderConfig:
                            "the shared folder must be a folder of its own")
     if unc:
         try:
-            parse_unc(unc)
-        except ValueError as exc:
+            parse_share(unc)
+        except ConfigError as exc:
             t.fail("unc", str(exc))
     username = t.opt_str("username")
     if username:
         try:
             parse_account(username)
-        except ValueError as exc:
+        except ConfigError as exc:
             t.fail("username", str(exc))
     password = _password(t, base)
     if unc and not (username and password):
@@ -341,7 +341,7 @@ def _folder(t: _Table, base: Path, mirror: MirrorConfig) -> FolderConfig:
     read_account = t.str("read_account", "WORKGROUP\\NODUSER")
     try:
         parse_account(read_account)
-    except ValueError as exc:
+    except ConfigError as exc:
         t.fail("read_account", str(exc))
     return FolderConfig(folder, unc, username, password, int(t.number("port", 445, low=1, high=65535)),
                         layout, share, read_account)

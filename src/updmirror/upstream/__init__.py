@@ -34,7 +34,7 @@ def open_upstream(cfg: UpstreamConfig) -> Upstream:
     """
     from updmirror.upstream.folder import FolderUpstream, folder_root
     from updmirror.upstream.http import HttpUpstream
-    from updmirror.upstream.unc import is_share
+    from updmirror.unc import is_share
 
     if is_share(cfg.url):
         from updmirror.upstream.smb import SmbUpstream

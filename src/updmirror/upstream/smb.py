@@ -38,6 +38,7 @@ from smbprotocol.tree import TreeConnect
 
 from updmirror.errors import ConfigError
 from updmirror.httpfacts import http_date
+from updmirror.unc import ShareLocation, parse_account, parse_share
 from updmirror.upstream.backoff import BACKOFF_BASE
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import (
@@ -51,7 +52,6 @@ from updmirror.upstream.errors import (
 from updmirror.upstream.pace import Pace
 from updmirror.upstream.retry import Transient, retrying
 from updmirror.upstream.settings import UpstreamConfig
-from updmirror.upstream.unc import ShareLocation, parse_account, parse_share
 
 log = logging.getLogger(__name__)
 
