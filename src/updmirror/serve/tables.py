@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from updmirror.eset.trees import TREES, channel_from_spread_control, index_for_request, route
-from updmirror.store.snapshots import Snapshot, Store
-
 from updmirror.httpfacts import content_type as _content_type
+from updmirror.store.snapshots import Snapshot, Store
 
 from .httpcore import http_date
 
