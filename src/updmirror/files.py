@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["HeldError", "atomic_file", "fsync_path", "hold_lock", "replace_durably",
-           "write_atomically", "write_json"]
+__all__ = ["HeldError", "atomic_file", "fsync_path", "hold_lock", "point_symlink", "replace_durably",
+           "write_atomically", "write_json", "write_new"]
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:
@@ -97,6 +97,33 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str, **options)
 def write_json(path: str | os.PathLike[str], value: object, **options) -> None:
     """Replace `path` with `value` as indented, key-sorted JSON."""
     write_atomically(path, json.dumps(value, indent=1, sort_keys=True) + "\n", **options)
+
+
+def write_new(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a file no reader can see yet (inside a folder that one rename will
+    publish), flushed to disk: no temporary name needed, the folder's rename is
+    the atomic step."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def point_symlink(link: str | os.PathLike[str], target: str, temporary: str | os.PathLike[str]) -> None:
+    """Make the symbolic link `link` point at `target` in one rename (a reader
+    follows the old target or the new one), then flush its folder. `temporary`:
+    the name the new link is made under beside it (a stale one is replaced);
+    on failure it is removed and `link` is as it was."""
+    link, tmp = Path(link), Path(temporary)
+    try:
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(link.parent)
 
 
 class HeldError(Exception):

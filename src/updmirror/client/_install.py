@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from updmirror.files import HeldError, fsync_path, hold_lock, replace_durably
+from updmirror.files import HeldError, fsync_path, hold_lock, point_symlink, replace_durably, write_new
 
 from ._errors import DestinationError
 from ._plan import Held
@@ -134,18 +134,14 @@ class Destination:
         for m in new.modules:
             os.link(files[m.key], building / "modules" / m.key)
         record = Installed(**{**new.__dict__, "id": vid, "folder": self.versions / vid})
-        _write(building / INDEX, index)
-        _write(building / INSTALLED, json.dumps(record.to_json(), indent=1, sort_keys=True).encode())
+        write_new(building / INDEX, index)
+        write_new(building / INSTALLED, json.dumps(record.to_json(), indent=1, sort_keys=True).encode())
         fsync_path(building / "modules")
         fsync_path(building)
         os.rename(building, self.versions / vid)
         fsync_path(self.versions)
-        link = self.root / f".current-{vid}"
-        if link.is_symlink():
-            link.unlink()
-        os.symlink(f"versions/{vid}", link)
-        os.replace(link, self.current_link)       # the moment DIR changes
-        fsync_path(self.root)
+        # The moment DIR changes.
+        point_symlink(self.current_link, f"versions/{vid}", self.root / f".current-{vid}")
         return record
 
     def clean(self, *, staging: bool) -> None:
@@ -189,10 +185,3 @@ class Destination:
             return list(folder.iterdir())
         except FileNotFoundError:
             return []
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())

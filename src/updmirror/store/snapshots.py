@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from updmirror.eset.modules import normalise_path
-from updmirror.files import fsync_path, replace_durably, write_json
+from updmirror.files import fsync_path, point_symlink, replace_durably, write_json, write_new
 
 from .records import append_run
 
@@ -276,10 +276,7 @@ class SnapshotBuilder:
 
     def write(self, path: str, data: bytes) -> None:
         # Not seen before publish() renames the whole folder: no rename per file.
-        with open(self._target(path), "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_new(self._target(path), data)
 
     def publish(self, manifest: dict) -> Snapshot:
         """Make this snapshot current, atomically."""
@@ -287,21 +284,24 @@ class SnapshotBuilder:
         write_json(self.dir / MANIFEST, manifest)
         final = self.store.snapshots_dir / self.id
         os.rename(self.dir, final)
-        tmp = self.store.root / f".current-{self.id}"
         try:
             fsync_path(self.store.snapshots_dir)
-            if tmp.is_symlink():
-                tmp.unlink()
-            os.symlink(f"snapshots/{self.id}", tmp)
-            os.replace(tmp, self.store.current_link)
+            point_symlink(self.store.current_link, f"snapshots/{self.id}",
+                          self.store.root / f".current-{self.id}")
         except BaseException:
             # Not published (a full disk cannot hold the new link): a complete
             # snapshot that never was current must not pass for a replaced one.
-            tmp.unlink(missing_ok=True)
-            os.rename(final, self.dir)
+            # (A failure after the switch, flushing the folder, leaves it current.)
+            if not self._is_current():
+                os.rename(final, self.dir)
             raise
-        fsync_path(self.store.root)
         return Snapshot(self.id, final, manifest)
+
+    def _is_current(self) -> bool:
+        try:
+            return os.readlink(self.store.current_link) == f"snapshots/{self.id}"
+        except OSError:
+            return False
 
     def abandon(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
