@@ -191,7 +191,8 @@ def listed_files(
                 continue
             if languages and m.language is not None and m.language not in languages:
                 continue
-            out[m.path] = m.size
+            # A section without size= (the vendor's indexes have some): the file's own size.
+            out[m.path] = m.size if m.size is not None else (www / m.path.lstrip("/")).stat().st_size
     return out
 
 

@@ -10,17 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+import tools
 
 PAGE = 4096
 
 
 def need(reason: str) -> None:
-    """Skip, except in CI (UPDMIRROR_REQUIRE_TOOLS=1), where .ci/run runs as root and a
-    test that cannot set itself up must fail rather than pass unnoticed."""
-    if os.environ.get("UPDMIRROR_REQUIRE_TOOLS") == "1":
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
+    """Skip, except in CI, where .ci/run runs as root and a test that cannot set
+    itself up must fail rather than pass unnoticed (tools.missing)."""
+    tools.missing(reason)
 
 
 @contextmanager
@@ -80,10 +78,7 @@ def inject(*rules: str, path: str | None = None) -> tuple[str, ...]:
     failing as `rules` say, e.g. "fsync:error=EIO" or "sendfile:error=EIO:when=1..3"
     (strace's fault injection: the real call is replaced by the error). With `path`,
     only calls on that file fail."""
-    import shutil
-
-    if shutil.which("strace") is None:
-        need("strace is not installed (apt-get install strace); the EIO tests inject errors with it")
+    tools.require_tool("strace", "apt-get install strace; the EIO tests inject errors with it")
     calls = sorted({rule.split(":", 1)[0] for rule in rules})
     prefix = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={','.join(calls)}"]
     if path is not None:

@@ -26,8 +26,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pytest
-
+from tools import missing
 from updmirror.eset import rar
 
 SDIST_DIR = Path(sys.prefix) / "sdist"
@@ -40,7 +39,7 @@ def sdist() -> Path:
     version = importlib.metadata.version("rarfile")
     path = SDIST_DIR / f"rarfile-{version}.tar.gz"
     if not path.is_file():
-        pytest.skip(f"rarfile's source distribution is not installed ({path}): run 'make install'")
+        missing(f"rarfile's source distribution is not installed ({path}): run 'make install'")
     return path
 
 
@@ -80,7 +79,7 @@ def stored_copy(name: str, member: str) -> bytes:
 def require_extractor() -> str:
     tool = rar.extractor()
     if tool is None:
-        pytest.skip(f"RAR extractor not installed (bsdtar: apt-get install {rar.EXTRACTOR_PACKAGE})")
+        missing(f"RAR extractor not installed (bsdtar: apt-get install {rar.EXTRACTOR_PACKAGE})")
     return tool
 
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,36 @@ class ServerProcess:
         self.proc = subprocess.Popen([*wrap, sys.executable, "-m", "updmirror", command, "-c", str(config),
                                       *extra], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+        # Read as it comes, so a test can wait for a log line instead of sleeping;
+        # taken off proc, so communicate() leaves it to the reader.
+        self._log: list[str] = []
+        self._logged = threading.Condition()
+        stderr, self.proc.stderr = self.proc.stderr, None
+        self._reader = threading.Thread(target=self._read_log, args=(stderr,), daemon=True)
+        self._reader.start()
+
+    def _read_log(self, stream) -> None:
+        with stream:
+            for line in stream:
+                with self._logged:
+                    self._log.append(line)
+                    self._logged.notify_all()
+
+    @property
+    def log(self) -> str:
+        with self._logged:
+            return "".join(self._log)
+
+    def wait_for_log(self, predicate, timeout: float = 10.0) -> list[str]:
+        """The log lines so far once `predicate(lines)` holds; AssertionError after `timeout`."""
+        until = time.monotonic() + timeout
+        with self._logged:
+            while not predicate(self._log):
+                left = until - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"the server did not log that in {timeout:g} s:\n{''.join(self._log)}")
+                self._logged.wait(min(left, 0.2))
+            return list(self._log)
 
     @property
     def pid(self) -> int:
@@ -117,7 +148,8 @@ class ServerProcess:
         until = time.monotonic() + timeout
         while time.monotonic() < until:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.proc.stderr.read()}")
+                self._reader.join(5)
+                raise AssertionError(f"server exited {self.proc.returncode}: {self.log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.sendall(b"HEAD /ready-check HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -135,7 +167,7 @@ class ServerProcess:
             # To the server, not a wrapper: strace would detach and leave it running.
             self.signal(signal.SIGTERM)
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             if self.wrapped:
                 try:
@@ -143,8 +175,9 @@ class ServerProcess:
                 except (ProcessLookupError, AssertionError):
                     pass
             self.proc.kill()
-            _, err = self.proc.communicate(timeout=5)
-        return self.proc.returncode, err
+            self.proc.communicate(timeout=5)
+        self._reader.join(10)
+        return self.proc.returncode, self.log
 
     def __enter__(self) -> ServerProcess:
         return self.wait_ready()

@@ -65,9 +65,21 @@ def test_a_demo_stopped_with_sigterm_stops_its_mirror_server(tmp_path, free_port
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         assert not any(_listening(free_port) for _ in range(3)), "the mirror server still listens"
-        time.sleep(1)
-        left = [p for p in mirror if os.path.exists(f"/proc/{p}") and
-                open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+
+        def still_running() -> list[int]:
+            alive = []
+            for p in mirror:
+                try:
+                    if open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+                        alive.append(p)
+                except OSError:
+                    pass     # gone
+            return alive
+
+        until = time.monotonic() + 10
+        while still_running() and time.monotonic() < until:
+            time.sleep(0.1)
+        left = still_running()
         assert not left, f"processes of the demo still running: {left}"
         assert proc.returncode != 0 and "Traceback" not in proc.stderr.read()
     finally:

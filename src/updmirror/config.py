@@ -2,10 +2,17 @@
 
 Every error names the file and the key (`mirror.toml: [upstream] url: ...`).
 Passwords are kept out of `repr()` so that a logged config leaks nothing.
+
+Each default exists once: in the dataclass a room reads (UpstreamConfig is
+upstream/'s, the others are here). SCHEMA says, per table and key, what a
+value must be (kind, bounds, choices) and takes the default from that
+dataclass; the parser reads every key through it, and a test holds
+deploy/mirror.toml.example to it (every key, every default shown).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import tomllib
@@ -16,7 +23,7 @@ from urllib.parse import urlsplit
 
 from updmirror.errors import ConfigError
 from updmirror.eset.trees import CHANNELS, TREES
-from updmirror.unc import is_valid_name, parse_account, parse_unc
+from updmirror.unc import is_valid_name, parse_account, parse_share
 from updmirror.upstream.settings import LAYOUTS, UpstreamConfig
 
 DEFAULT_PORT = 2221
@@ -25,6 +32,9 @@ VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
 #: listed; its public part is in no file, so the mirror cannot check its signatures.
 VENDOR_LEGACY_KEY_ID = "C8FCA002067B03C9"
 UNVERIFIABLE_POLICIES = ("accept", "refuse")
+AUTH_METHODS = ("none", "basic")
+STATUS_ACCESS = ("allow", "admin")
+PLATFORMS = ("x86", "x64", "arm64")
 #: The largest module file fetched; a section without size= is fetched up to this.
 DEFAULT_MAX_FILE_SIZE = 1 << 30
 PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
@@ -111,6 +121,109 @@ class Config:
     folder: FolderConfig = field(default_factory=FolderConfig)
 
 
+REQUIRED = object()   # a key without a default: the file must give it
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a table: the kind of value (the _Table reader that reads
+    it), its bounds or choices, and its default (from the dataclass field of
+    the same name unless given here)."""
+
+    kind: str
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    #: "choice": the allowed values; "strs": the allowed items, in the order shown.
+    choices: tuple[str, ...] = ()
+    #: What an item of a "strs" list with choices is called in an error ("tree").
+    noun: str = ""
+
+
+def _with_defaults(cls: type, keys: dict[str, Key]) -> dict[str, Key]:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    table = {}
+    for name, key in keys.items():
+        f = fields.get(name)
+        if f is not None and key.default is None:
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = REQUIRED
+            # As TOML writes it: a list, not the dataclass's tuple.
+            key = dataclasses.replace(key, default=list(default) if isinstance(default, tuple) else default)
+        table[name] = key
+    return table
+
+
+#: Every table and key of mirror.toml.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "upstream": _with_defaults(UpstreamConfig, {
+        "url": Key("str"),
+        "layout": Key("choice", choices=LAYOUTS),
+        "username": Key("opt_str"),
+        "password": Key("opt_str"),
+        "password_file": Key("opt_str"),
+        "user_agent": Key("opt_str"),
+        "proxy": Key("opt_str"),
+        "connect_timeout": Key("number", low=0.1),
+        "stall_timeout": Key("number", low=0.1),
+        "min_speed": Key("integer", low=0),
+        "parallel": Key("integer", low=1, high=64),
+        "retries": Key("integer", low=0, high=20),
+        "allowed_hosts": Key("strs"),
+    }),
+    "mirror": _with_defaults(MirrorConfig, {
+        "root": Key("str"),
+        "trees": Key("strs", choices=tuple(sorted(TREES)), noun="tree"),
+        "channels": Key("strs", choices=CHANNELS, noun="channel"),
+        "platforms": Key("strs", choices=PLATFORMS, noun="platform"),
+        "languages": Key("lcids"),
+        "types": Key("strs"),
+        "interval": Key("duration"),
+        "grace": Key("duration"),
+        "max_drop": Key("number", low=0.0, high=1.0),
+        "max_file_size": Key("size", low=1024),
+    }),
+    "verify": _with_defaults(VerifyConfig, {
+        "signing_keys": Key("strs"),
+        "key_files": Key("strs"),
+        "legacy_key_ids": Key("strs"),
+        "unverifiable": Key("choice", choices=UNVERIFIABLE_POLICIES),
+    }),
+    "http": _with_defaults(HttpConfig, {
+        "listen": Key("strs"),
+        "auth": Key("choice", choices=AUTH_METHODS),
+        "htpasswd": Key("opt_str"),
+        "allow": Key("strs"),
+        "tls_cert": Key("opt_str"),
+        "tls_key": Key("opt_str"),
+        "default_tree": Key("opt_str"),       # None: the first of [mirror] trees
+        "workers": Key("integer", low=0, high=64),
+        "max_connections": Key("integer", low=1),
+        "max_connections_per_address": Key("integer", low=1),
+        "status_access": Key("choice", choices=STATUS_ACCESS),
+        "admin_users": Key("strs"),
+        "access_log": Key("opt_str"),
+    }),
+    "folder": _with_defaults(FolderConfig, {
+        "path": Key("opt_str"),
+        "unc": Key("opt_str"),
+        "username": Key("opt_str"),
+        "password": Key("opt_str"),
+        "password_file": Key("opt_str"),
+        "port": Key("integer", low=1, high=65535),
+        "layout": Key("choice", choices=FOLDER_LAYOUTS),
+        "share": Key("str"),
+        "read_account": Key("str"),
+    }),
+}
+#: Tables the file must have.
+REQUIRED_TABLES = ("upstream", "mirror")
+
+
 def load(path: str | Path) -> Config:
     path = Path(path)
     try:
@@ -127,10 +240,10 @@ def load(path: str | Path) -> Config:
 
 
 def parse(raw: dict[str, Any], path: Path) -> Config:
-    _only(raw, {"upstream", "mirror", "verify", "http", "folder"}, path, None)
+    _only(raw, set(SCHEMA), path, None)
     base = path.parent
-    up = _Table(raw, "upstream", path, required=True)
-    mirror = _Table(raw, "mirror", path, required=True)
+    up = _Table(raw, "upstream", path)
+    mirror = _Table(raw, "mirror", path)
     verify = _Table(raw, "verify", path)
     http = _Table(raw, "http", path)
 
@@ -149,7 +262,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
 
 
 def _upstream(t: _Table, base: Path) -> UpstreamConfig:
-    url = t.str("url")
+    url = t.value("url")
     parts = urlsplit(url)
     if url.startswith("/") or parts.scheme == "file":
         # A local folder (e.g. a shared folder mounted on the mirror).
@@ -164,7 +277,7 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
     if not url.endswith("/"):
         url += "/"
     password = _password(t, base)
-    username = t.opt_str("username")
+    username = t.value("username")
     if username and ":" in username:
         t.fail("username", "must not contain ':' (HTTP Basic authentication cannot carry it)")
     if username and not password:
@@ -173,101 +286,79 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
         url=url,
         username=username,
         password=password,
-        user_agent=t.opt_str("user_agent"),
-        proxy=t.opt_str("proxy"),
-        connect_timeout=t.number("connect_timeout", 15.0, low=0.1),
-        stall_timeout=t.number("stall_timeout", 30.0, low=0.1),
-        min_speed=t.integer("min_speed", 1024, low=0),
-        parallel=t.integer("parallel", 8, low=1, high=64),
-        retries=t.integer("retries", 4, low=0, high=20),
-        allowed_hosts=tuple(h.lower() for h in t.strs("allowed_hosts", [])),
-        layout=_choice(t, "layout", LAYOUTS),
+        user_agent=t.value("user_agent"),
+        proxy=t.value("proxy"),
+        connect_timeout=t.value("connect_timeout"),
+        stall_timeout=t.value("stall_timeout"),
+        min_speed=t.value("min_speed"),
+        parallel=t.value("parallel"),
+        retries=t.value("retries"),
+        allowed_hosts=tuple(h.lower() for h in t.value("allowed_hosts")),
+        layout=t.value("layout"),
     )
 
 
 def _mirror(t: _Table, base: Path) -> MirrorConfig:
-    trees = t.strs("trees", ["ep11"])
-    for name in trees:
-        if name not in TREES:
-            t.fail("trees", f"unknown tree {name!r}; known: {', '.join(sorted(TREES))}")
-    channels = t.strs("channels", ["regular"])
-    for name in channels:
-        if name not in CHANNELS:
-            t.fail("channels", f"unknown channel {name!r}; known: {', '.join(CHANNELS)}")
-    platforms = t.strs("platforms", [])
-    for p in platforms:
-        if p not in ("x86", "x64", "arm64"):
-            t.fail("platforms", f"unknown platform {p!r}; known: x86, x64, arm64")
-    languages = t.get("languages", [])
-    if not isinstance(languages, list) or not all(isinstance(x, int) and not isinstance(x, bool)
-                                                  for x in languages):
-        t.fail("languages", "must be a list of Windows LCIDs (numbers such as 1033)")
     return MirrorConfig(
-        root=_path(base, t.str("root")),
-        trees=tuple(trees),
-        channels=tuple(channels),
-        platforms=tuple(platforms),
-        languages=tuple(languages),
-        types=tuple(x.lower() for x in t.strs("types", [])),
-        interval=t.duration("interval", 3600.0),
-        grace=t.duration("grace", 7200.0),
-        max_drop=t.number("max_drop", 0.5, low=0.0, high=1.0),
-        max_file_size=t.size("max_file_size", DEFAULT_MAX_FILE_SIZE, low=1024),
+        root=_path(base, t.value("root")),
+        trees=tuple(t.value("trees")),
+        channels=tuple(t.value("channels")),
+        platforms=tuple(t.value("platforms")),
+        languages=tuple(t.value("languages")),
+        types=tuple(x.lower() for x in t.value("types")),
+        interval=t.value("interval"),
+        grace=t.value("grace"),
+        max_drop=t.value("max_drop"),
+        max_file_size=t.value("max_file_size"),
     )
 
 
 def _verify(t: _Table, base: Path) -> VerifyConfig:
-    unverifiable = t.str("unverifiable", "accept")
-    if unverifiable not in UNVERIFIABLE_POLICIES:
-        t.fail("unverifiable", f"{unverifiable!r} is not one of: {', '.join(UNVERIFIABLE_POLICIES)}")
+    unverifiable = t.value("unverifiable")
     legacy = []
-    for value in t.strs("legacy_key_ids", [VENDOR_LEGACY_KEY_ID]):
+    for value in t.value("legacy_key_ids"):
         key_id = value.replace(" ", "").upper().removeprefix("0X")
         if not re.fullmatch(r"[0-9A-F]{16}", key_id):
             t.fail("legacy_key_ids", f"{value!r} is not a 16-hex-digit OpenPGP key ID")
         legacy.append(key_id)
-    signing_keys = tuple(_fingerprint(t, k) for k in t.strs("signing_keys", [VENDOR_FINGERPRINT]))
+    signing_keys = tuple(_fingerprint(t, k) for k in t.value("signing_keys"))
     for key_id in legacy:
         if any(fp.endswith(key_id) for fp in signing_keys):
             t.fail("legacy_key_ids", f"{key_id} is a pinned key in signing_keys: its signatures are "
                    "checked, so it cannot also be a key whose signatures are taken unchecked")
     return VerifyConfig(
         signing_keys=signing_keys,
-        key_files=tuple(_path(base, p) for p in t.strs("key_files", [])),
+        key_files=tuple(_path(base, p) for p in t.value("key_files")),
         unverifiable=unverifiable,
         legacy_key_ids=tuple(legacy),
     )
 
 
 def _http(t: _Table, base: Path, mirror: MirrorConfig) -> HttpConfig:
-    listen = t.strs("listen", [f"0.0.0.0:{DEFAULT_PORT}"])
+    listen = t.value("listen")
     for item in listen:
         try:
             parse_listen(item)
         except ValueError as exc:
             t.fail("listen", str(exc))
-    auth = t.str("auth", "none")
-    if auth not in ("none", "basic"):
-        t.fail("auth", f"{auth!r} is not one of: none, basic")
-    htpasswd = t.opt_str("htpasswd")
+    auth = t.value("auth")
+    htpasswd = t.value("htpasswd")
     if auth == "basic" and not htpasswd:
         t.fail("htpasswd", 'auth = "basic" needs an htpasswd file')
-    allow = t.strs("allow", list(PRIVATE_NETWORKS))
+    allow = t.value("allow")
     for net in allow:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             t.fail("allow", f"{net!r} is not an address or network (e.g. 10.0.0.0/8)")
-    cert, key = t.opt_str("tls_cert"), t.opt_str("tls_key")
+    cert, key = t.value("tls_cert"), t.value("tls_key")
     if bool(cert) != bool(key):
         t.fail("tls_cert" if key else "tls_key", "tls_cert and tls_key go together")
-    default_tree = t.opt_str("default_tree")
+    default_tree = t.value("default_tree")
     if default_tree is not None and default_tree not in mirror.trees:
         t.fail("default_tree", f"{default_tree!r} is not among [mirror] trees")
-    status_access = t.str("status_access", "allow")
-    if status_access not in ("allow", "admin"):
-        t.fail("status_access", f"{status_access!r} is not one of: allow, admin")
-    access_log = t.opt_str("access_log")
+    status_access = t.value("status_access")
+    access_log = t.value("access_log")
     return HttpConfig(
         listen=tuple(listen),
         auth=auth,
@@ -276,26 +367,19 @@ def _http(t: _Table, base: Path, mirror: MirrorConfig) -> HttpConfig:
         tls_cert=_path(base, cert) if cert else None,
         tls_key=_path(base, key) if key else None,
         default_tree=default_tree or (mirror.trees[0] if mirror.trees else None),
-        workers=t.integer("workers", 0, low=0, high=64),
-        max_connections=t.integer("max_connections", 20000, low=1),
-        max_connections_per_address=t.integer("max_connections_per_address", 1000, low=1),
+        workers=t.value("workers"),
+        max_connections=t.value("max_connections"),
+        max_connections_per_address=t.value("max_connections_per_address"),
         status_access=status_access,
-        admin_users=tuple(t.strs("admin_users", [])),
+        admin_users=tuple(t.value("admin_users")),
         access_log=_path(base, access_log) if access_log else None,
     )
 
 
-def _choice(t: _Table, key: str, choices: tuple[str, ...]) -> str:
-    value = t.str(key, choices[0])
-    if value not in choices:
-        t.fail(key, f"{value!r} is not one of: {', '.join(choices)}")
-    return value
-
-
 def _password(t: _Table, base: Path) -> str | None:
     """`password`, or the first line of `password_file` (not both)."""
-    password = t.opt_str("password")
-    password_file = t.opt_str("password_file")
+    password = t.value("password")
+    password_file = t.value("password_file")
     if password is not None and password_file is not None:
         t.fail("password_file", "give either password or password_file, not both")
     if password_file is not None:
@@ -308,7 +392,7 @@ def _password(t: _Table, base: Path) -> str | None:
 
 
 def _folder(t: _Table, base: Path, mirror: MirrorConfig) -> FolderConfig:
-    path, unc = t.opt_str("path"), t.opt_str("unc")
+    path, unc = t.value("path"), t.value("unc")
     if path and unc:
         t.fail("unc", "give either path (a local folder) or unc (a remote share), not both")
     folder = _path(base, path) if path else None
@@ -319,32 +403,29 @@ def _folder(t: _Table, base: Path, mirror: MirrorConfig) -> FolderConfig:
                            "the shared folder must be a folder of its own")
     if unc:
         try:
-            parse_unc(unc)
-        except ValueError as exc:
+            parse_share(unc)
+        except ConfigError as exc:
             t.fail("unc", str(exc))
-    username = t.opt_str("username")
+    username = t.value("username")
     if username:
         try:
             parse_account(username)
-        except ValueError as exc:
+        except ConfigError as exc:
             t.fail("username", str(exc))
     password = _password(t, base)
     if unc and not (username and password):
         t.fail("username" if not username else "password",
                "a remote share (unc) needs username and password or password_file")
-    layout = t.str("layout", "flat")
-    if layout not in FOLDER_LAYOUTS:
-        t.fail("layout", f"{layout!r} is not one of: {', '.join(FOLDER_LAYOUTS)}")
-    share = t.str("share", "eset_upd")
+    layout = t.value("layout")
+    share = t.value("share")
     if not is_valid_name(share):
         t.fail("share", f"{share!r} is not a valid share name")
-    read_account = t.str("read_account", "WORKGROUP\\NODUSER")
+    read_account = t.value("read_account")
     try:
         parse_account(read_account)
-    except ValueError as exc:
+    except ConfigError as exc:
         t.fail("read_account", str(exc))
-    return FolderConfig(folder, unc, username, password, int(t.number("port", 445, low=1, high=65535)),
-                        layout, share, read_account)
+    return FolderConfig(folder, unc, username, password, t.value("port"), layout, share, read_account)
 
 
 def parse_listen(item: str) -> tuple[str, int]:
@@ -385,26 +466,54 @@ _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 
 
 class _Table:
-    """One `[table]` of the file: typed reads that name the key on error,
-    and a check at the end that no key was left unread (a typo)."""
+    """One `[table]` of the file: reads by SCHEMA that name the key on error,
+    and a check at the end that it holds no key SCHEMA does not know (a typo)."""
 
-    def __init__(self, raw: dict, name: str, path: Path, required: bool = False):
+    def __init__(self, raw: dict, name: str, path: Path):
         self.name, self.path = name, path
+        self.schema = SCHEMA[name]
         value = raw.get(name)
         if value is None:
-            if required:
+            if name in REQUIRED_TABLES:
                 raise ConfigError(f"{path}: missing table [{name}]")
             value = {}
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: {name} must be a table ([{name}])")
         self.raw = value
-        self.read: set[str] = set()
 
     def fail(self, key: str, message: str) -> None:
         raise ConfigError(f"{self.path}: [{self.name}] {key}: {message}")
 
+    def value(self, key: str) -> Any:
+        """The key's value read and checked as SCHEMA says, or its default."""
+        spec = self.schema[key]
+        default = None if spec.default is REQUIRED else spec.default
+        if spec.kind in ("number", "integer"):
+            return getattr(self, spec.kind)(key, default, spec.low, spec.high)
+        if spec.kind == "size":
+            return self.size(key, default, spec.low or 0)
+        if spec.kind == "duration":
+            return self.duration(key, default)
+        if spec.kind == "choice":
+            found = self.str(key, default)
+            if found not in spec.choices:
+                self.fail(key, f"{found!r} is not one of: {', '.join(spec.choices)}")
+            return found
+        if spec.kind == "strs":
+            items = self.strs(key, default)
+            for item in items if spec.choices else ():
+                if item not in spec.choices:
+                    self.fail(key, f"unknown {spec.noun} {item!r}; known: {', '.join(spec.choices)}")
+            return items
+        if spec.kind == "lcids":
+            found = self.get(key, default)
+            if not isinstance(found, list) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                      for x in found):
+                self.fail(key, "must be a list of Windows LCIDs (numbers such as 1033)")
+            return found
+        return getattr(self, spec.kind)(key, default) if spec.kind == "str" else self.opt_str(key)
+
     def get(self, key: str, default: Any = None) -> Any:
-        self.read.add(key)
         return self.raw.get(key, default)
 
     def str(self, key: str, default: str | None = None) -> str:
@@ -481,6 +590,6 @@ class _Table:
         return size
 
     def finish(self) -> None:
-        unknown = sorted(set(self.raw) - self.read)
+        unknown = sorted(set(self.raw) - set(self.schema))
         if unknown:
-            self.fail(unknown[0], "unknown key (a typo?)")
+            self.fail(unknown[0], f"unknown key (a typo?); known: {', '.join(self.schema)}")

@@ -125,3 +125,73 @@ def test_a_folder_repository_resolves_inside_the_folder():
     root = "file:///srv/share/"
     (m,) = modules(index(section("A0", "/p/m/a.nup")), root + "eset_upd/v5/update.ver", root_url=root)
     assert (m.url, m.path) == ("file:///srv/share/p/m/a.nup", "/p/m/a.nup")
+
+
+# -- the same host is the same origin: scheme, host and port ----------------------------
+REAL_STYLE_FILE = "/v11-rel-sta/mod_018_perseus_2165/em002_64_l0.nup"   # ../shared/fixtures/vendor-real style
+
+
+@pytest.mark.parametrize("file", [
+    f"http://update.eset.com{REAL_STYLE_FILE}",
+    f"http://UPDATE.eset.com:80{REAL_STYLE_FILE}",     # the implied port, written out
+])
+def test_a_full_url_on_the_index_origin_is_the_same_host(file):
+    (m,) = modules(index(section("A0", file)), INDEX_URL)
+    assert m.path == REAL_STYLE_FILE and m.url == file
+
+
+@pytest.mark.parametrize("file", [
+    f"http://update.eset.com:8080{REAL_STYLE_FILE}",   # another port: another server
+    f"https://update.eset.com{REAL_STYLE_FILE}",       # another scheme (and port)
+    f"http://update.eset.com:443{REAL_STYLE_FILE}",
+])
+def test_the_index_host_on_another_port_or_scheme_is_another_server(file):
+    with pytest.raises(UnsafePathError, match="another server .* allowed hosts"):
+        modules(index(section("A0", file)), INDEX_URL)
+
+
+def test_another_origin_of_an_allowed_host_is_accepted():
+    file = f"https://update.eset.com:8443{REAL_STYLE_FILE}"
+    (m,) = modules(index(section("A0", file)), INDEX_URL, allowed_hosts=["update.eset.com"])
+    assert m.url == file and m.path == REAL_STYLE_FILE
+
+
+def test_a_repository_under_a_path_prefix_strips_it_only_on_its_own_origin():
+    root = "http://mirror.lan:2221/eset/"
+    url = "http://mirror.lan:2221/eset/eset_upd/ep11/dll/update.ver"
+    (m,) = modules(index(section("A0", f"http://mirror.lan:2221/eset{REAL_STYLE_FILE}")), url, root_url=root)
+    assert m.path == REAL_STYLE_FILE
+    with pytest.raises(UnsafePathError, match="another server"):
+        modules(index(section("A0", f"http://mirror.lan:2222/eset{REAL_STYLE_FILE}")), url, root_url=root)
+
+
+@pytest.mark.parametrize("file", [
+    f"http://EAV-0123:Secret-Pw@update.eset.com{REAL_STYLE_FILE}",
+    f"http://EAV-0123@update.eset.com{REAL_STYLE_FILE}",
+    f"http://EAV-0123:Secret-Pw@um02.eset.com{REAL_STYLE_FILE}",
+])
+def test_credentials_in_a_file_url_are_refused_without_showing_them(file):
+    with pytest.raises(UnsafePathError, match=r"holds credentials \(user:password@\)") as caught:
+        modules(index(section("A0", file)), INDEX_URL, allowed_hosts=["um02.eset.com"])
+    assert "Secret-Pw" not in str(caught.value) and "EAV-0123" not in str(caught.value)
+
+
+def test_a_bad_port_in_a_file_url_is_refused_by_name():
+    with pytest.raises(UnsafePathError, match="port that is not a number"):
+        modules(index(section("A0", f"http://update.eset.com:99999{REAL_STYLE_FILE}")), INDEX_URL)
+
+
+def test_the_real_vendor_index_with_full_urls_resolves_on_its_own_origin_only():
+    """The real index's file names, written as full URLs: on the index's origin
+    each is the path its bare name gives; on another port of the same host, none is taken."""
+    import vendor_real
+
+    raw = (vendor_real.FOLDER / vendor_real.INDEX).read_bytes()
+    url = "http://mirror.lan:2221/eset_upd/v16/update.ver"
+    bare = modules(UpdateVer.parse(raw), url)
+    assert len(bare) > 10
+    full = raw.replace(b"\nfile=", b"\nfile=http://mirror.lan:2221/eset_upd/v16/")
+    assert [m.path for m in modules(UpdateVer.parse(full), url)] == [m.path for m in bare]
+    elsewhere = raw.replace(b"\nfile=", b"\nfile=http://mirror.lan:2222/eset_upd/v16/")
+    with pytest.raises(UnsafePathError, match="another server"):
+        modules(UpdateVer.parse(elsewhere), url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import shutil
 import subprocess
 import zlib
 
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tools import needs_tool
 from updmirror.errors import FormatError, SignatureError
 from updmirror.eset import nup, openpgp
 from updmirror.vendor import nupwriter, pgpwriter
@@ -212,7 +212,7 @@ def test_garbage_key_file_is_a_format_error_naming_it(tmp_path):
         openpgp.load_key_file(bad)
 
 
-@pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg not installed")
+@needs_tool("gpg", "apt-get install gnupg")
 def test_gnupg_signed_file_verifies_with_exported_key(tmp_path):
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from webkit import updmirror
+
+from tools import require_tool
 
 SHARE = "/srv/updmirror-share"
 
@@ -20,8 +21,7 @@ def parameter(conf, name: str, section: str = "eset_upd") -> str:
 
 @pytest.fixture
 def testparm():
-    if shutil.which("testparm") is None:
-        pytest.skip("Samba's testparm is not installed (apt-get install samba-common-bin)")
+    require_tool("testparm", "apt-get install samba-common-bin")
 
 
 def exported(m, tmp_path, **folder) -> tuple[str, object]:

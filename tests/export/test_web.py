@@ -6,7 +6,6 @@ snapshot switch and its grace period."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from webkit import basic, check_config, free_port, get, need, self_signed, start, updmirror
 
 from mirrorkit import assert_whole, listed_files
+from tools import require_tool
 from updmirror.eset.trees import TREES
 from updmirror.serve.auth import set_password
 from updmirror.store import Store
@@ -137,8 +137,7 @@ def test_clients_get_the_integrated_servers_answers_by_user_agent_and_channel(st
 
 def htpasswd_users(path: Path) -> dict[str, str]:
     """A file with the three kinds of entries the integrated server accepts."""
-    if shutil.which("htpasswd") is None:
-        pytest.skip("Apache's htpasswd is not installed (apt-get install apache2-utils)")
+    require_tool("htpasswd", "apt-get install apache2-utils")
     set_password(path, "bcrypt-user", "pw-bcrypt-1")       # what 'updmirror passwd' writes
     subprocess.run(["htpasswd", "-bm", str(path), "apr1-user", "pw-apr1-2"], check=True, capture_output=True)
     subprocess.run(["htpasswd", "-bs", str(path), "sha-user", "pw-sha-3"], check=True, capture_output=True)

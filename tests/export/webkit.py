@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tools import require_tool
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 NGINX = "/usr/sbin/nginx"
@@ -23,12 +23,9 @@ APACHE = "/usr/sbin/apache2"
 
 
 def need(server: str) -> str:
-    """The server's program, or a skip that CI turns into a failure ("not installed")."""
-    path = {"nginx": NGINX, "apache": APACHE}[server]
-    if not os.access(path, os.X_OK):
-        package = {"nginx": "nginx", "apache": "apache2"}[server]
-        pytest.skip(f"{server} is not installed (apt-get install {package})")
-    return path
+    """The server's program, or a skip that CI turns into a failure (tools.require_tool)."""
+    package = {"nginx": "nginx", "apache": "apache2"}[server]
+    return require_tool(server, f"apt-get install {package}", path={"nginx": NGINX, "apache": APACHE}[server])
 
 
 def updmirror(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:

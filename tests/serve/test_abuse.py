@@ -5,11 +5,10 @@ timeouts and caps in test_limits.py, guessing in test_basic.py.)"""
 import os
 import shutil
 import socket
-import time
 
 import pytest
 
-from serverkit import EP11_INDEX, Client, InProcessServer, ServerProcess, get, publish, write_config
+from serverkit import EP11_INDEX, Client, InProcessServer, ServerProcess, get, publish, wait_until, write_config
 
 MODULE = "/m/em002_64_l0.nup"
 #: Larger than tables.SMALL_FILE, so it is opened per request, not kept in memory.
@@ -106,6 +105,11 @@ def connect_many(port: int, count: int, addresses: int) -> list[socket.socket]:
     return socks
 
 
+def _status_of_a_new_client(port: int) -> int:
+    with Client(port, timeout=10) as probe:
+        return probe.request(MODULE).status
+
+
 def test_out_of_descriptors_a_file_that_exists_is_not_404_and_new_clients_get_503(tmp_path, free_port):
     root = tmp_path / "store"
     publish(root, {MODULE: MODULE_BYTES}, {EP11_INDEX: b"[PERSEUS0]\r\n"})
@@ -116,7 +120,8 @@ def test_out_of_descriptors_a_file_that_exists_is_not_404_and_new_clients_get_50
     try:
         with Client(free_port) as first:
             held = connect_many(free_port, 1200, addresses=60)
-            time.sleep(2.5)          # the server has accepted what it will, and met its limit
+            # Only once the server has met its limit does the rest test anything.
+            assert wait_until(lambda: _status_of_a_new_client(free_port) == 503, 20)
             r = first.request(MODULE)
             assert r.status == 200 and r.body == MODULE_BYTES
             with Client(free_port, timeout=10) as late:

@@ -9,14 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import bcrypt
 import pytest
 
+from tools import needs_tool
 from updmirror.errors import ConfigError, UpdmirrorError
 from updmirror.serve import auth
 from updmirror.serve.auth import GuessLimit, Htpasswd, apr1, set_password
 from updmirror.serve.counters import Buckets
 
 HTPASSWD = shutil.which("htpasswd")
-needs_htpasswd = pytest.mark.skipif(HTPASSWD is None, reason="Apache's htpasswd is not installed "
-                                    "(apt-get install apache2-utils)")
+needs_htpasswd = needs_tool("htpasswd", "apt-get install apache2-utils")
 
 # Lines written by Apache's htpasswd 2.4 (-B, -m, -s) for the password "secret".
 APACHE_BCRYPT = "alice:$2y$05$4cUtXm2pjgdz0Jhk4DbFY.wbrzSlSVKBOroAwtLyteKYiy4l.5ZKW"

@@ -3,7 +3,8 @@
 import pytest
 
 from updmirror.errors import UnsafePathError
-from updmirror.serve.httpcore import HttpError, etag_matches, parse_head, parse_http_date, parse_range
+from updmirror.httpfacts import parse_http_date
+from updmirror.serve.httpcore import HttpError, etag_matches, parse_head, parse_range
 from updmirror.serve.protocol import clean_path
 
 

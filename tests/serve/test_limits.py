@@ -113,7 +113,9 @@ def test_a_client_that_never_reads_cannot_pile_up_responses(tmp_path, free_port)
                 sock.sendall(requests)
             except TimeoutError:
                 pass    # the server stopped reading: that is the point
-            time.sleep(0.5)
+            # Measured once the server has met the back-pressure (its writes paused),
+            # not after a guessed pause: before that nothing could have piled up.
+            assert wait_until(lambda: any(c.write_paused for c in server.worker.connections), 10)
             conn = next(iter(server.worker.connections))
             assert conn.transport.get_write_buffer_size() < 1024 * 1024
             assert len(conn.buf) < 1024 * 1024
@@ -124,11 +126,14 @@ def test_a_client_that_never_reads_cannot_pile_up_responses(tmp_path, free_port)
 def test_ipv4_clients_of_a_dual_stack_socket_are_judged_as_ipv4(tmp_path, store, free_port):
     cfg = write_config(tmp_path, store, free_port, allow=["127.0.0.1/32"])
     cfg.write_text(cfg.read_text().replace(f'"127.0.0.1:{free_port}"', f'"[::]:{free_port}"'))
-    with InProcessServer(cfg) as server:
-        assert get(free_port, "/" + EP11_INDEX).status == 200          # arrives as ::ffff:127.0.0.1
-        with Client(free_port, source="127.0.0.2") as c:
-            assert c.request("/" + EP11_INDEX).status == 403
-        assert {c.addr for c in server.worker.connections} <= {"127.0.0.1", "127.0.0.2"}
+    with InProcessServer(cfg) as server, Client(free_port) as allowed:
+        assert allowed.request("/" + EP11_INDEX).status == 200        # arrives as ::ffff:127.0.0.1
+        with Client(free_port, source="127.0.0.2") as refused:
+            refused.send(request_bytes("/" + EP11_INDEX, headers={"Connection": "keep-alive"}))
+            # Judged while both are open: each connection's address in its IPv4 form.
+            assert wait_until(lambda: len(server.worker.connections) == 2, 5)
+            assert {c.addr for c in server.worker.connections} == {"127.0.0.1", "127.0.0.2"}
+            assert refused.read_response().status == 403
 
 
 def test_blank_lines_count_toward_the_header_timeout_and_reach_the_access_log(tmp_path, store, free_port,

@@ -20,7 +20,6 @@ from synckit import PASSWORD, USER, VENDOR_PATH, mirror_toml, served_index, sync
 import vendor_real
 from rarkit import archive, path_without_extractors, require_extractor
 from updmirror.store import Store
-from updmirror.sync.engine import load_upstream_state
 from updmirror.vendor.server import VendorServer
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -72,7 +71,7 @@ def synced_from_rar(tmp_path):
 def test_a_rar_wrapped_index_is_published_as_plain_text_and_remembered(tmp_path, synced_from_rar):
     srv, cfg, seen = synced_from_rar
     assert served_index(tmp_path / "mirror") == seen[VENDOR_PATH]
-    (state,) = load_upstream_state(Store(tmp_path / "mirror")).values()
+    (state,) = Store(tmp_path / "mirror").load_upstream_state().values()
     assert (state["format"], state["layout"], state["url"]) == ("rar", "vendor", srv.url + VENDOR_PATH)
 
 

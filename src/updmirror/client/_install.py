@@ -20,7 +20,6 @@ downloads, re-used) by the next update.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -28,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from updmirror.files import HeldError, fsync_path, hold_lock, point_symlink, replace_durably, write_new
 
 from ._errors import DestinationError
 from ._plan import Held
@@ -115,10 +116,10 @@ class Destination:
 
     def accept(self, part: Path, key: str) -> Path:
         """Move a verified download out of parts/: flushed first, so a version never links an empty file."""
-        _fsync(part)
         self.verified.mkdir(parents=True, exist_ok=True)
         target = self.verified / key
-        os.replace(part, target)
+        # The folder is flushed with the version that links the file (install).
+        replace_durably(part, target, sync_folder=False)
         return target
 
     # -- the one step ------------------------------------------------------
@@ -133,18 +134,14 @@ class Destination:
         for m in new.modules:
             os.link(files[m.key], building / "modules" / m.key)
         record = Installed(**{**new.__dict__, "id": vid, "folder": self.versions / vid})
-        _write(building / INDEX, index)
-        _write(building / INSTALLED, json.dumps(record.to_json(), indent=1, sort_keys=True).encode())
-        _fsync(building / "modules")
-        _fsync(building)
+        write_new(building / INDEX, index)
+        write_new(building / INSTALLED, json.dumps(record.to_json(), indent=1, sort_keys=True).encode())
+        fsync_path(building / "modules")
+        fsync_path(building)
         os.rename(building, self.versions / vid)
-        _fsync(self.versions)
-        link = self.root / f".current-{vid}"
-        if link.is_symlink():
-            link.unlink()
-        os.symlink(f"versions/{vid}", link)
-        os.replace(link, self.current_link)       # the moment DIR changes
-        _fsync(self.root)
+        fsync_path(self.versions)
+        # The moment DIR changes.
+        point_symlink(self.current_link, f"versions/{vid}", self.root / f".current-{vid}")
         return record
 
     def clean(self, *, staging: bool) -> None:
@@ -165,19 +162,14 @@ class Destination:
         """One update at a time on DIR; the kernel releases the lock of a killed client."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = hold_lock(self.root / ".lock")
+        except HeldError as exc:
+            raise DestinationError(f"another update (pid {exc.holder}) is running on {self.root}; "
+                                   "wait for it to finish") from None
         except OSError as exc:
             raise DestinationError(f"{self.root}: cannot use the folder ({exc.strerror}); "
                                    "check that it is writable") from None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                raise DestinationError(f"another update (pid {holder}) is running on {self.root}; "
-                                       "wait for it to finish") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
             os.close(fd)
@@ -193,18 +185,3 @@ class Destination:
             return list(folder.iterdir())
         except FileNotFoundError:
             return []
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from updmirror import redact
 from updmirror.errors import ConfigError
-from updmirror.upstream.unc import is_share, parse_account, parse_share
+from updmirror.unc import is_share, parse_account, parse_share
 
 
 @dataclass(frozen=True)

@@ -133,12 +133,27 @@ def resolve_file(file_value: str, index_url: str, allowed_hosts: set[str] | froz
         if target.scheme.lower() not in ("http", "https"):
             raise UnsafePathError(f"{where}: file= {file_value!r} uses scheme "
                                   f"{target.scheme!r}; only http and https are fetched")
-        host = (target.hostname or "").lower()
-        if host != (base.hostname or "").lower() and host not in allowed_hosts:
-            raise UnsafePathError(f"{where}: file= {file_value!r} points to another host "
-                                  f"({host}); add it to the allowed hosts if that is intended")
+        if "@" in target.netloc:
+            # Shown without them: an index is no place for a password, nor a log.
+            raise UnsafePathError(f"{where}: file= {_without_userinfo(target)!r} holds credentials "
+                                  "(user:password@); refused: the mirror sends its own only to "
+                                  "the upstream and the allowed hosts")
+        try:
+            origin = _origin(target)
+        except ValueError:
+            raise UnsafePathError(f"{where}: file= {file_value!r} has a port that is not a number "
+                                  "from 1 to 65535") from None
+        # The index's own host only as the same origin: another scheme or port on
+        # that name is another server, and must be allowed like any other host.
+        same_origin = origin == _origin(base)
+        host = origin[1]
+        if not same_origin and host not in allowed_hosts:
+            raise UnsafePathError(f"{where}: file= {file_value!r} points to another server "
+                                  f"({_origin_text(target)}; the index is at {_origin_text(base)}); "
+                                  "add its host to the allowed hosts "
+                                  "if that is intended")
         raw_path = target.path
-        if prefix and host == (base.hostname or "").lower() and raw_path.startswith(prefix + "/"):
+        if prefix and same_origin and raw_path.startswith(prefix + "/"):
             raw_path = raw_path[len(prefix):]
         url = file_value
     elif file_value.startswith("//"):
@@ -159,6 +174,28 @@ def resolve_file(file_value: str, index_url: str, allowed_hosts: set[str] | froz
             raw_path = raw_path[len(prefix):]
     path = normalise_path(raw_path, where, file_value)
     return url, path
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a split URL, the port filled in when implied
+    (http://h/ and http://h:80/ are one server). ValueError for a bad port."""
+    scheme = url.scheme.lower()
+    port = url.port
+    if port == 0:
+        raise ValueError("port 0")
+    return scheme, (url.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def _origin_text(url) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _without_userinfo(url) -> str:
+    return url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()
 
 
 def merge_slashes(path: str) -> str:

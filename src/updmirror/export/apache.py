@@ -17,6 +17,8 @@ import math
 import re
 from pathlib import Path
 
+from updmirror.httpfacts import CONTENT_TYPES, MIRROR_EXTENSIONS
+
 from .site import Site
 
 MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules",
@@ -133,7 +135,7 @@ def _site(site: Site, htaccess: bool, as_site: bool) -> list[str]:
     hosts = " ".join(_address(h, p) for h, p in site.listen)
     out += ["", f"<VirtualHost {hosts}>", "    ServerName updmirror",
             f"    DocumentRoot {quote(site.tree_dir)}",
-            "    AddType text/plain .ver", "    AddType application/octet-stream .nup"]
+            *(f"    AddType {CONTENT_TYPES[ext]} {ext}" for ext in MIRROR_EXTENSIONS)]
     if site.tls:
         out += ["    SSLEngine on", f"    SSLCertificateFile {quote(site.tls[0])}",
                 f"    SSLCertificateKeyFile {quote(site.tls[1])}", "    SSLProtocol -all +TLSv1.2 +TLSv1.3"]

@@ -10,6 +10,8 @@ an index is only ever taken from the current snapshot.
 
 from __future__ import annotations
 
+from updmirror.httpfacts import CONTENT_TYPES, DEFAULT_CONTENT_TYPE, MIRROR_EXTENSIONS
+
 from .site import Site
 
 
@@ -49,10 +51,9 @@ def render(site: Site, *, as_site: bool = False) -> str:
         "",
         "http {",
         "    types {",
-        "        text/plain ver;",
-        "        application/octet-stream nup;",
+        *(f"        {CONTENT_TYPES[ext]} {ext[1:]};" for ext in MIRROR_EXTENSIONS),
         "    }",
-        "    default_type application/octet-stream;",
+        f"    default_type {DEFAULT_CONTENT_TYPE};",
         "    sendfile on;",
         "    tcp_nopush on;",
         "    tcp_nodelay on;",

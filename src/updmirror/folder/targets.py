@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from updmirror.errors import FolderError
-from updmirror.unc import Unc, parse_unc
+from updmirror.files import atomic_file, fsync_path
+from updmirror.unc import ShareLocation, parse_share
 
 from .layout import RESERVED_PREFIX
 
@@ -138,16 +139,12 @@ class LocalFolder:
 
     def _install(self, rel: str, write) -> None:
         final = self._path(rel)
-        tmp = self.root / temporary_name(rel)
         try:
-            with open(tmp, "wb") as f:
+            # The folders are flushed together, in flush(), not after each file.
+            with atomic_file(final, temporary=self.root / temporary_name(rel), mode=FILE_MODE,
+                             sync_folder=False) as f:
                 write(f)
-                f.flush()
-                os.fchmod(f.fileno(), FILE_MODE)
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise self._fail(f"cannot write {final}", exc) from None
         self._touched.add(final.parent)
 
@@ -181,11 +178,7 @@ class LocalFolder:
     def flush(self) -> None:
         """Put the renames so far on disk, before the next step depends on them."""
         for folder in sorted(self._touched):
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(folder)
         self._touched.clear()
 
 
@@ -197,32 +190,32 @@ class SmbFolder:
 
     def __init__(self, unc: str, account: str, password: str, port: int = 445,
                  timeout: float = 30.0):
-        self.unc: Unc = parse_unc(unc)
+        self.unc: ShareLocation = parse_share(unc, port)
         self.account, self._password = account, password
         self.port, self.timeout = port, timeout
         self._cache: dict = {}
 
     def __str__(self) -> str:
-        return str(self.unc)
+        return self.unc.unc
 
     @property
     def _kw(self) -> dict:
         return {"port": self.port, "connection_cache": self._cache}
 
     def _path(self, rel: str) -> str:
-        return self.unc.join(_check(rel)) if rel else str(self.unc)
+        return self.unc.join(_check(rel)) if rel else self.unc.unc
 
     def _fail(self, what: str, exc: Exception) -> FolderError:
         from smbprotocol.exceptions import LogonFailure, SMBAuthenticationError, SMBOSError
 
         if isinstance(exc, SMBOSError):
-            return FolderError(f"{what}: {exc.strerror} (on {self.unc.server}:{self.port})")
+            return FolderError(f"{what}: {exc.strerror} (on {self.unc.host}:{self.port})")
         if isinstance(exc, (LogonFailure, SMBAuthenticationError)):
             return FolderError(f"{self.unc}: the server refused the account {self.account} "
                                "(wrong user name or password?); check [folder] username and password_file")
         if isinstance(exc, (OSError, ValueError)):
             # Socket errors, and smbprotocol's "Failed to connect" (a ValueError).
-            return FolderError(f"{self.unc}: cannot reach {self.unc.server}:{self.port} "
+            return FolderError(f"{self.unc}: cannot reach {self.unc.host}:{self.port} "
                                f"({getattr(exc, 'strerror', None) or exc})")
         # smbprotocol's other errors carry the NT status; never a credential.
         return FolderError(f"{what}: {type(exc).__name__}: {exc}")
@@ -231,10 +224,10 @@ class SmbFolder:
         import smbclient
 
         try:
-            smbclient.register_session(self.unc.server, username=self.account, password=self._password,
+            smbclient.register_session(self.unc.host, username=self.account, password=self._password,
                                        port=self.port, connection_timeout=self.timeout,
                                        connection_cache=self._cache)
-            smbclient.makedirs(str(self.unc), exist_ok=True, **self._kw)
+            smbclient.makedirs(self.unc.unc, exist_ok=True, **self._kw)
         except Exception as exc:
             self.close()
             raise self._fail(f"cannot open {self.unc}", exc) from None
@@ -341,7 +334,7 @@ class SmbFolder:
             with SMBFileTransaction(raw) as transaction:
                 info = FileRenameInformation()
                 info["replace_if_exists"] = True
-                info["file_name"] = "\\".join((*self.unc.parts, *_check(rel).split("/")))
+                info["file_name"] = "\\".join((*self.unc.folders, *_check(rel).split("/")))
                 set_info(transaction, info)
 
     def put_file(self, rel: str, source: Path) -> None:

@@ -12,7 +12,7 @@
                   for indexes and small files, the bytes; User-Agent routing
     memo.py       answers to identical request heads within one second
     allow.py      the network allow-list
-    basic.py      the Authorization: Basic header and the memory of good checks
+    basic.py      the Basic realm and challenge (the memory of good checks: auth.py)
     auth.py       passwords: the htpasswd file, bcrypt and the other hashes
     accesslog.py  the combined access log, without credentials
     counters.py   counters shared by the workers, for the status pages

@@ -27,7 +27,6 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from pathlib import Path
 import bcrypt
 
 from updmirror.errors import ConfigError, UpdmirrorError
+from updmirror.files import atomic_file
 
 from .allow import client_key
 from .counters import Buckets
@@ -112,15 +112,22 @@ class Htpasswd:
         """True when this (user, password) was checked right since the file
         was loaded: cheap (one HMAC), so it may run on the event loop."""
         entry = self._entries.get(user)
-        if entry is None:
-            return False
-        key = self._memory_key(user, password)
-        with self._lock:
-            return self._verified.get(key) == entry.hash
+        return entry is not None and self._remembered(self._memory_key(user, password), entry)
 
     def _memory_key(self, user: str, password: str) -> bytes:
         return hmac.new(self._secret, user.encode("utf-8", "surrogateescape") + b"\0"
                         + password.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+
+    def _remembered(self, key: bytes, entry: _Entry) -> bool:
+        # Keyed on the hash too: a user whose line changed is checked anew.
+        with self._lock:
+            return self._verified.get(key) == entry.hash
+
+    def _remember(self, key: bytes, entry: _Entry) -> None:
+        with self._lock:
+            self._verified[key] = entry.hash
+            while len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
 
     def check(self, user: str, password: str) -> bool:
         """True when `password` is `user`'s; the time taken does not tell
@@ -131,15 +138,11 @@ class Htpasswd:
             _verify(self._dummy, secret)
             return False
         key = self._memory_key(user, password)
-        with self._lock:
-            if self._verified.get(key) == entry.hash:
-                return True
+        if self._remembered(key, entry):
+            return True
         if not _verify(entry, secret):
             return False
-        with self._lock:
-            self._verified[key] = entry.hash
-            while len(self._verified) > VERIFIED_CACHE_SIZE:
-                self._verified.popitem(last=False)
+        self._remember(key, entry)
         return True
 
 
@@ -309,14 +312,7 @@ def set_password(path: str | os.PathLike[str], user: str, password: str) -> bool
 
 def _write_atomically(path: Path, text: str, owner: os.stat_result | None) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: folder {path.parent} does not exist; create it first") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write in {path.parent} ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o640)
+        with atomic_file(path, mode=0o640) as f:
             try:
                 if owner is not None:
                     os.fchown(f.fileno(), owner.st_uid, owner.st_gid)
@@ -326,16 +322,11 @@ def _write_atomically(path: Path, text: str, owner: os.stat_result | None) -> No
                     os.fchown(f.fileno(), -1, path.parent.stat().st_gid)
             except PermissionError:
                 pass  # not root: the file stays ours, which is who wrote it before
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            f.write(text.encode("utf-8"))
+    except OSError as exc:
+        if not path.parent.is_dir():
+            raise ConfigError(f"{path}: folder {path.parent} does not exist; create it first") from None
+        raise ConfigError(f"{path}: cannot write in {path.parent} ({exc.strerror})") from None
 
 
 class GuessLimit:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 import time
-from email.utils import formatdate, parsedate_to_datetime
+
+from updmirror.httpfacts import RangeNotSatisfiable
+from updmirror.httpfacts import http_date as _http_date
+from updmirror.httpfacts import parse_range as _parse_range
 
 #: Longest request line accepted (414 beyond); vendor paths are < 200 bytes.
 MAX_REQUEST_LINE = 4096
@@ -150,39 +153,11 @@ def parse_head(head: bytes) -> Request:
 
 
 def parse_range(value: bytes, size: int) -> tuple[int, int] | None:
-    """A single `bytes=` range to (first, last) inclusive, clipped to the file.
-
-    None means "ignore the header and send the whole file" (multiple ranges,
-    another unit, a malformed value: RFC 9110 lets a server ignore them).
-    Raises HttpError(416) when the range lies outside the file.
-    """
-    if not value.startswith(b"bytes=") or b"," in value:
-        return None
-    spec = value[6:].strip()
-    first, dash, last = spec.partition(b"-")
-    if not dash:
-        return None
+    """httpfacts.parse_range, answering 416 for a range outside the file."""
     try:
-        if not first:
-            n = int(last)
-            if n <= 0 or not last.isdigit():
-                raise HttpError(416)
-            return (max(0, size - n), size - 1) if size else _unsatisfiable()
-        if not first.isdigit() or (last and not last.isdigit()):
-            return None
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if start >= size:
-        raise HttpError(416)
-    if end < start:
-        return None
-    return start, min(end, size - 1)
-
-
-def _unsatisfiable() -> tuple[int, int]:
-    raise HttpError(416)
+        return _parse_range(value, size)
+    except RangeNotSatisfiable:
+        raise HttpError(416) from None
 
 
 def etag_matches(header: bytes, etag: bytes) -> bool:
@@ -198,19 +173,8 @@ def etag_matches(header: bytes, etag: bytes) -> bool:
     return False
 
 
-def parse_http_date(value: bytes) -> float | None:
-    """Seconds since the epoch, or None for anything unparsable (RFC 9110 13.1.3: ignored).
-
-    A year or offset beyond what `datetime` holds raises OverflowError, not ValueError.
-    """
-    try:
-        return parsedate_to_datetime(value.decode("ascii")).timestamp()
-    except (ValueError, TypeError, UnicodeDecodeError, IndexError, OverflowError):
-        return None
-
-
 def http_date(ts: float) -> bytes:
-    return formatdate(ts, usegmt=True).encode("ascii")
+    return _http_date(ts).encode("ascii")
 
 
 class DateCache:

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING
 
 from updmirror.errors import UnsafePathError
 from updmirror.eset.modules import normalise_path
+from updmirror.httpfacts import parse_basic, parse_http_date
 
 from .allow import client_key
-from .basic import CHALLENGE, parse_basic
+from .basic import CHALLENGE
 from .httpcore import (
     MAX_HEAD,
     MAX_REQUEST_LINE,
@@ -42,7 +43,6 @@ from .httpcore import (
     error_response,
     etag_matches,
     parse_head,
-    parse_http_date,
     parse_range,
 )
 

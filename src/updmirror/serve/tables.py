@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from updmirror.eset.trees import TREES, channel_from_spread_control, index_for_request, route
+from updmirror.httpfacts import content_type as _content_type
 from updmirror.store.snapshots import Snapshot, Store
 
 from .httpcore import http_date
@@ -36,13 +37,9 @@ INDEX_VARY = "User-Agent, Eset-Spread-Control"
 #: Distinct User-Agent strings whose routing is remembered per snapshot.
 ROUTE_CACHE_SIZE = 4096
 
-_CONTENT_TYPES = {".ver": b"text/plain", ".nup": b"application/octet-stream",
-                  ".txt": b"text/plain; charset=utf-8", ".json": b"application/json",
-                  ".html": b"text/html; charset=utf-8", ".xml": b"application/xml"}
-
 
 def content_type(name: str) -> bytes:
-    return _CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), b"application/octet-stream")
+    return _content_type(name).encode("ascii")
 
 
 @dataclass(slots=True)

@@ -1,8 +1,7 @@
 """One sync at a time per store.
 
 flock(2) is released by the kernel when its holder dies, so the lock of a
-killed sync is taken over without any stale-lock guessing; the pid written
-into the file is only there for the message.
+killed sync is taken over without any stale-lock guessing (files.hold_lock).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import os
 from pathlib import Path
 
 from updmirror.errors import LockedError
+from updmirror.files import HeldError, hold_lock
 
 
 class StoreLock:
@@ -21,20 +21,11 @@ class StoreLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise LockedError(f"another sync (pid {holder}) is running on the store "
+            self._fd = hold_lock(self.path)
+        except HeldError as exc:
+            raise LockedError(f"another sync (pid {exc.holder}) is running on the store "
                               f"{self.path.parent}; wait for it to finish, or stop it") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass  # only for the message above; a full disk must not stop the sync here
-        self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:

@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from updmirror.files import write_atomically
+
 from .diskerror import disk_error
 
 RUNS_FILE = "runs.jsonl"
@@ -85,12 +87,7 @@ def _trim(path: Path) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
     if len(lines) <= KEEP_RUNS * 2:
         return
-    tmp = path.with_suffix(".tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(b"".join(lines[-KEEP_RUNS:]))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, b"".join(lines[-KEEP_RUNS:]))
     except OSError:
-        tmp.unlink(missing_ok=True)
+        pass

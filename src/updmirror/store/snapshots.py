@@ -29,8 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from updmirror.eset.modules import normalise_path
+from updmirror.files import fsync_path, point_symlink, replace_durably, write_json, write_new
+
+from .records import append_run
 
 MANIFEST = "manifest.json"
+#: Under state/: what the last published sync learnt of each index upstream.
+UPSTREAM_STATE = "upstream.json"
 
 
 @dataclass
@@ -165,7 +170,18 @@ class Store:
         return self.pool / rel
 
     def partial_file(self, key: str) -> Path:
+        """Where the download of `key` is written (by the fetcher) before it is
+        verified and added to the pool; kept between runs for a resume."""
         return self.partial / f"{key}.part"
+
+    def load_upstream_state(self) -> dict:
+        """What the last published sync learnt of each index upstream
+        (validators, layout, plain or RAR), by index; {} when there is none."""
+        try:
+            data = json.loads((self.state / UPSTREAM_STATE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # -- writing (the sync, under the lock) -----------------------------------
     def ensure(self) -> None:
@@ -175,6 +191,35 @@ class Store:
     def new_snapshot(self) -> SnapshotBuilder:
         self.ensure()
         return SnapshotBuilder(self)
+
+    def add_to_pool(self, verified: Path, path: str) -> Path:
+        """Move a verified download (a file under partial/) into the pool as
+        repository `path`, flushed first: a pool file is never one that a power
+        cut could leave empty. Blocking (fsync): call it off an event loop."""
+        target = self.pool_file(path)
+        if Path(verified).parent != self.partial:
+            raise ValueError(f"{verified} is not a download of this store (under {self.partial})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # The folder is flushed with the snapshot that links the file (publish).
+        replace_durably(verified, target, sync_folder=False)
+        return target
+
+    def save_upstream_state(self, state: dict) -> None:
+        """Replace what load_upstream_state() returns, atomically."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        write_json(self.state / UPSTREAM_STATE, state)
+
+    def record_run(self, record: dict) -> None:
+        """Append a sync run's record (records.append_run: raises StoreError naming the file)."""
+        append_run(self.state, record)
+
+    def clear_partials(self) -> int:
+        """Drop downloads left in partial/ (after a publish: none is worth resuming)."""
+        count = 0
+        for part in self.partial.glob("*.part"):
+            part.unlink(missing_ok=True)
+            count += 1
+        return count
 
     def retire_and_clean(self, grace_seconds: float, now: float | None = None) -> list[str]:
         """Mark superseded snapshots retired, delete those past the grace,
@@ -187,7 +232,7 @@ class Store:
                 continue
             if snap.retired is None:
                 snap.manifest["retired"] = now
-                _write_json(snap.dir / MANIFEST, snap.manifest)
+                write_json(snap.dir / MANIFEST, snap.manifest)
             elif now - snap.retired >= grace_seconds:
                 shutil.rmtree(snap.dir, ignore_errors=True)
                 removed.append(snap.id)
@@ -230,33 +275,33 @@ class SnapshotBuilder:
         os.link(pool_file, self._target(path))
 
     def write(self, path: str, data: bytes) -> None:
-        target = self._target(path)
-        with open(target, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        # Not seen before publish() renames the whole folder: no rename per file.
+        write_new(self._target(path), data)
 
     def publish(self, manifest: dict) -> Snapshot:
         """Make this snapshot current, atomically."""
         manifest = dict(manifest, id=self.id, created=manifest.get("created", time.time()))
-        _write_json(self.dir / MANIFEST, manifest)
+        write_json(self.dir / MANIFEST, manifest)
         final = self.store.snapshots_dir / self.id
         os.rename(self.dir, final)
-        tmp = self.store.root / f".current-{self.id}"
         try:
             fsync_path(self.store.snapshots_dir)
-            if tmp.is_symlink():
-                tmp.unlink()
-            os.symlink(f"snapshots/{self.id}", tmp)
-            os.replace(tmp, self.store.current_link)
+            point_symlink(self.store.current_link, f"snapshots/{self.id}",
+                          self.store.root / f".current-{self.id}")
         except BaseException:
             # Not published (a full disk cannot hold the new link): a complete
             # snapshot that never was current must not pass for a replaced one.
-            tmp.unlink(missing_ok=True)
-            os.rename(final, self.dir)
+            # (A failure after the switch, flushing the folder, leaves it current.)
+            if not self._is_current():
+                os.rename(final, self.dir)
             raise
-        fsync_path(self.store.root)
         return Snapshot(self.id, final, manifest)
+
+    def _is_current(self) -> bool:
+        try:
+            return os.readlink(self.store.current_link) == f"snapshots/{self.id}"
+        except OSError:
+            return False
 
     def abandon(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -270,24 +315,6 @@ def _new_id(store: Store) -> str:
         if not (store.snapshots_dir / candidate).exists():
             return candidate
         n += 1
-
-
-def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's data, or a folder's entries, to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _walk_files(root: Path) -> Iterator[Path]:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from email.utils import parsedate_to_datetime
 
 from updmirror import redact
 from updmirror.config import Config
@@ -32,11 +29,10 @@ from updmirror.eset import nup, openpgp, rar
 from updmirror.eset.modules import Module, Selection, database_version, modules, select
 from updmirror.eset.trees import TREES, user_agent
 from updmirror.eset.updatever import MAX_INDEX_BYTES, UpdateVer
+from updmirror.httpfacts import parse_http_date
 from updmirror.progress import Progress
 from updmirror.store import Snapshot, Store, StoreLock
 from updmirror.store.diskerror import disk_error, is_disk_error
-from updmirror.store.records import append_run
-from updmirror.store.snapshots import fsync_path
 from updmirror.units import human_bytes
 from updmirror.upstream import NotFoundError, open_upstream
 
@@ -54,8 +50,6 @@ from .plan import (
 )
 
 log = logging.getLogger("updmirror.sync")
-
-VALIDATORS_FILE = "upstream.json"
 
 
 @dataclass
@@ -107,7 +101,7 @@ async def run_sync(cfg: Config, *, force: bool = False, progress: bool = False) 
         finally:
             report.finished = time.time()
             try:
-                append_run(store.state, report.to_dict())
+                store.record_run(report.to_dict())
             except StoreError as exc:
                 report.message += f"; and the run could not be recorded: {exc}"
     level = logging.INFO if report.ok else logging.ERROR
@@ -158,7 +152,7 @@ class Sync:
         self.report.published = snapshot.id
         self._save_validators(indexes)
         removed = self.store.retire_and_clean(self.cfg.mirror.grace)
-        _clear_partials(self.store)
+        self.store.clear_partials()
         self.report.message = (f"published snapshot {snapshot.id}: {len(changed)} index(es) changed, "
                                f"{self.report.files_fetched} file(s) fetched "
                                f"({human_bytes(self.report.bytes_fetched)}), {self.report.files_reused} re-used"
@@ -227,7 +221,7 @@ class Sync:
                 f"does: the upstream is in the vendor's layout and does not publish tree {plan.tree}; "
                 "check [mirror] trees, or set [upstream] layout")
         plan.modules = select(mods, self.selection)
-        plan.upstream_date = _http_date(result.validators.get("last_modified"))
+        plan.upstream_date = parse_http_date(result.validators.get("last_modified"))
         log.info("index %s (%s, %s): version %s, %d of %d module files selected",
                  plan.path, plan.tree, plan.channel, database_version(plan.modules),
                  len(plan.modules), len(mods))
@@ -293,7 +287,7 @@ class Sync:
             partial.unlink(missing_ok=True)
             raise FormatError(f"{source}: got {size} bytes, the index says size={module.size}")
 
-        def verify_and_flush() -> nup.UncheckedSignatureError | None:
+        def verify_and_add() -> nup.UncheckedSignatureError | None:
             try:
                 nup.verify(partial, source, self.cfg.verify.signing_keys, self.extra_keys,
                            self.cfg.verify.legacy_key_ids)
@@ -301,21 +295,20 @@ class Sync:
             except nup.UncheckedSignatureError as exc:
                 self._refuse_unchecked(module, source, str(exc))
                 unchecked = exc
-            # On disk before the rename makes it "verified"; flushed in this
-            # worker thread, since an fsync on the event loop stalls every download.
-            fsync_path(partial)
+            # Only now, verified, may it enter the pool; in this worker thread,
+            # since the store's fsync on the event loop would stall every download.
+            self.store.add_to_pool(partial, module.path)
             return unchecked
 
         try:
-            unchecked = await asyncio.to_thread(verify_and_flush)
+            unchecked = await asyncio.to_thread(verify_and_add)
         except FormatError:
             partial.unlink(missing_ok=True)   # a bad file must be fetched anew, not resumed
             raise
         if unchecked is not None:
+            # In the pool already: a run killed before this line finds out from
+            # the file's head (_check_reused) that it was accepted unchecked.
             self._accept_unchecked(module, source, unchecked.key_ids)
-        target = self.store.pool_file(module.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, target)
         self.report.files_fetched += 1
         self.report.bytes_fetched += size
         progress.file_done(size if module.size is None else 0)
@@ -418,29 +411,17 @@ class Sync:
 
     # -- validators (conditional requests) ---------------------------------------
     def _load_validators(self) -> dict:
-        return load_upstream_state(self.store)
+        return self.store.load_upstream_state()
 
     def _save_validators(self, indexes: list[IndexPlan]) -> None:
         data = {p.state_key: {"url": redact.url(p.url), "validators": p.validators,
                               "selection": repr(self.selection), "upstream_date": p.upstream_date,
                               "layout": p.layout, "format": p.upstream_format} for p in indexes}
-        tmp = self.store.state / (VALIDATORS_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
-        os.replace(tmp, self.store.state / VALIDATORS_FILE)
+        self.store.save_upstream_state(data)
 
 
 def _listed(unchecked: dict[str, dict]) -> list[dict]:
     return [{"path": p, **u} for p, u in sorted(unchecked.items())]
-
-
-def load_upstream_state(store: Store) -> dict:
-    """What the last published sync learnt of each index upstream (validators,
-    layout, plain or RAR), by IndexPlan.state_key; {} when there is none."""
-    try:
-        data = json.loads((store.state / VALIDATORS_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def check_extractor(cfg: Config) -> None:
@@ -454,7 +435,7 @@ def check_extractor(cfg: Config) -> None:
     with the same line.
     """
     prefix = redact.url(cfg.upstream.url)
-    for entry in load_upstream_state(Store(cfg.mirror.root)).values():
+    for entry in Store(cfg.mirror.root).load_upstream_state().values():
         url = entry.get("url") if isinstance(entry, dict) else None
         if entry and entry.get("format") == "rar" and isinstance(url, str) and url.startswith(prefix):
             if rar.extractor() is None:
@@ -473,17 +454,3 @@ def _load_key_files(cfg: Config) -> list:
         except (openpgp.PGPError, FormatError) as exc:
             raise ConfigError(f"{path}: not an OpenPGP public key file ({exc})") from None
     return keys
-
-
-def _clear_partials(store: Store) -> None:
-    for part in store.partial.glob("*.part"):
-        part.unlink(missing_ok=True)
-
-
-def _http_date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None

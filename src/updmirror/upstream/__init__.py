@@ -32,9 +32,9 @@ def open_upstream(cfg: UpstreamConfig) -> Upstream:
 
     Call from inside the event loop that will use it (the HTTP session binds to it).
     """
+    from updmirror.unc import is_share
     from updmirror.upstream.folder import FolderUpstream, folder_root
     from updmirror.upstream.http import HttpUpstream
-    from updmirror.upstream.unc import is_share
 
     if is_share(cfg.url):
         from updmirror.upstream.smb import SmbUpstream

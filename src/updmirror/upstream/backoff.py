@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+
+from updmirror.httpfacts import parse_http_date
 
 #: The first retry waits about this long (seconds); each further one twice as long.
 BACKOFF_BASE = 1.0
@@ -32,11 +33,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
+    when = parse_http_date(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    return max(0.0, when - (now or datetime.now(timezone.utc)).timestamp())

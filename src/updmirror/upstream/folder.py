@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from email.utils import formatdate
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from updmirror.httpfacts import http_date
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import NotFoundError, TooLargeError, UpstreamError
 
@@ -55,7 +55,7 @@ class FolderUpstream(Upstream):
         self.stats.requests += 1
         st = await asyncio.to_thread(_stat, path, shown)
         fresh = {"etag": f'"{st.st_size:x}-{st.st_mtime_ns:x}"',
-                 "last_modified": formatdate(st.st_mtime, usegmt=True)}
+                 "last_modified": http_date(st.st_mtime)}
         if validators and validators.get("etag") == fresh["etag"]:
             return IndexResult(False, b"", fresh, shown)
         if st.st_size > max_bytes:

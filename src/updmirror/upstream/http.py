@@ -22,6 +22,7 @@ from aiohttp import hdrs
 
 from updmirror import redact
 from updmirror.errors import ConfigError
+from updmirror.httpfacts import basic_authorization
 from updmirror.upstream.backoff import BACKOFF_BASE, MAX_RETRY_AFTER, retry_after
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import AuthError, NotFoundError, StalledError, TooLargeError, UpstreamError
@@ -64,7 +65,7 @@ class HttpUpstream(Upstream):
             if ":" in cfg.username:
                 raise ConfigError("[upstream] username must not contain ':' (HTTP Basic "
                                   "authentication cannot carry it)")
-            self._authorization = aiohttp.encode_basic_auth(cfg.username, cfg.password or "")
+            self._authorization = basic_authorization(cfg.username, cfg.password or "")
         # No `connect` timeout: that would also count the wait for a free slot of
         # the pool, which is normal when the sync queues more files than `parallel`.
         timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=cfg.connect_timeout,

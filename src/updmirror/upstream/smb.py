@@ -18,7 +18,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -39,6 +38,8 @@ from smbprotocol.tree import TreeConnect
 
 from updmirror import redact
 from updmirror.errors import ConfigError
+from updmirror.httpfacts import http_date
+from updmirror.unc import ShareLocation, parse_account, parse_share
 from updmirror.upstream.backoff import BACKOFF_BASE
 from updmirror.upstream.base import IndexResult, PartialFile, Upstream, check_bounds
 from updmirror.upstream.errors import (
@@ -52,7 +53,6 @@ from updmirror.upstream.errors import (
 from updmirror.upstream.pace import Pace
 from updmirror.upstream.retry import Transient, retrying
 from updmirror.upstream.settings import UpstreamConfig
-from updmirror.upstream.unc import ShareLocation, parse_account, parse_share
 
 log = logging.getLogger(__name__)
 
@@ -314,4 +314,4 @@ def _validators(handle: Open) -> dict[str, str]:
     when: Any = handle.last_write_time
     stamp = when.timestamp() if hasattr(when, "timestamp") else float(when or 0)
     return {"etag": f'"{handle.end_of_file:x}-{int(stamp * 1_000_000):x}"',
-            "last_modified": formatdate(stamp, usegmt=True)}
+            "last_modified": http_date(stamp)}

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from updmirror.eset.trees import CHANNELS, TREES
 from updmirror.eset.updatever import UpdateVer
+from updmirror.files import atomic_file, write_atomically, write_json
 
 from . import VendorError, catalog, keys, nupwriter
 from .blobs import BlobReader
@@ -76,9 +77,7 @@ class VendorState:
     format: int = STATE_FORMAT
 
     def save(self, root: Path) -> None:
-        tmp = root / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, root / STATE_FILE)
+        write_json(root / STATE_FILE, asdict(self))
 
     @classmethod
     def load(cls, root: Path) -> VendorState:
@@ -225,7 +224,6 @@ def write_nup(www: Path, state: VendorState, spec: FileSpec, vendor: SigningKey,
               other: SigningKey | None) -> int:
     target = www / spec.path.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
     ts = spec.timestamp
     update_info = [("name", spec.section), *spec.items]
     blob, size = module_blob(state, spec, other)
@@ -233,11 +231,9 @@ def write_nup(www: Path, state: VendorState, spec: FileSpec, vendor: SigningKey,
         signer, embed, extra = other, False, ()
     else:
         signer, embed, extra = vendor, True, (other,) if other else ()
-    with open(tmp, "wb") as out:
+    with atomic_file(target, temporary=_temporary(target), mtime=ts, durable=False) as out:
         build_nup(out, key=signer, update_info=update_info, blob=(blob, size), literal_name=spec.literal_name,
                   data_name=spec.data_name, embed_key=embed, sig_version=3, extra_signers=extra, timestamp=ts)
-    os.utime(tmp, (ts, ts))
-    os.replace(tmp, target)
     return target.stat().st_size
 
 
@@ -275,11 +271,13 @@ def build_index(www: Path, state: VendorState, flavour: Flavour, channel: str,
 
 def write_atomic(path: Path, data: bytes, mtime: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    if mtime is not None:
-        os.utime(tmp, (mtime, mtime))
-    os.replace(tmp, path)
+    write_atomically(path, data, temporary=_temporary(path), mtime=mtime, durable=False)
+
+
+def _temporary(path: Path) -> Path:
+    # .part: the vendor server never serves one, so a publish in progress stays invisible.
+    # Not flushed (durable=False): the simulated vendor remakes every file from its seed.
+    return path.with_name(path.name + ".part")
 
 
 def report(root: Path, state: VendorState, written: int, written_bytes: int, seconds: float) -> GenerateReport:

@@ -20,8 +20,6 @@ when the server stops.
 from __future__ import annotations
 
 import asyncio
-import base64
-import email.utils
 import gzip
 import hmac
 import json
@@ -39,6 +37,16 @@ from updmirror.errors import FormatError, UnsafePathError
 from updmirror.eset.modules import is_module_section, normalise_path
 from updmirror.eset.trees import TREES, route
 from updmirror.eset.updatever import UpdateVer
+from updmirror.httpfacts import (
+    DEFAULT_CONTENT_TYPE,
+    RangeNotSatisfiable,
+    basic_challenge,
+    content_type,
+    http_date,
+    parse_basic,
+    parse_http_date,
+    parse_range,
+)
 
 from . import VendorError, rarwriter
 from .faults import CONTROL_PATH, INDEX_KINDS, NUP_KINDS, Fault, FaultSet
@@ -246,7 +254,7 @@ class VendorServer:
         if request.method not in ("GET", "HEAD"):
             return self._simple(request, 405, headers={"Allow": "GET, HEAD"})
         if not self._authorised(request):
-            return self._simple(request, 401, headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+            return self._simple(request, 401, headers={"WWW-Authenticate": basic_challenge(REALM, utf8=False)})
         rel = _safe_relative(request.raw_path)
         faults = self.faults.take(rel or request.path.lstrip("/"))
         kinds = {f.kind: f for f in faults}
@@ -271,15 +279,10 @@ class VendorServer:
     def _authorised(self, request: web.Request) -> bool:
         if self._credentials is None:
             return True
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
+        given = parse_basic(request.headers.get("Authorization"))
+        if given is None:
             return False
-        try:
-            given = base64.b64decode(value.strip(), validate=True)
-        except (ValueError, TypeError):
-            return False
-        return hmac.compare_digest(given, self._credentials)
+        return hmac.compare_digest(":".join(given).encode(), self._credentials)
 
     def _product_path(self, rel: str | None, agent: str | None) -> str | None:
         """Where a product's mirror finds a request: the index of the agent's
@@ -316,9 +319,9 @@ class VendorServer:
     async def _send(self, request: web.Request, body: _Body, mtime: float, name: str,
                     kinds: dict[str, Fault]) -> web.StreamResponse:
         headers = {
-            "Last-Modified": email.utils.formatdate(int(mtime), usegmt=True),
+            "Last-Modified": http_date(int(mtime)),
             "Accept-Ranges": "bytes",
-            "Content-Type": "text/plain" if name == "update.ver" else "application/octet-stream",
+            "Content-Type": content_type(name),
         }
         vary = ["User-Agent"] if self.product_mirror and name == "update.ver" else []
         if _not_modified_since(request, mtime):
@@ -327,12 +330,13 @@ class VendorServer:
         status = 200
         range_header = request.headers.get("Range")
         if range_header:
-            parsed = _parse_range(range_header, body.size)
-            if parsed == "unsatisfiable":
+            try:
+                parsed = parse_range(range_header, body.size)
+            except RangeNotSatisfiable:
                 headers["Content-Range"] = f"bytes */{body.size}"
                 return self._simple(request, 416, headers=headers)
             if parsed is not None:
-                start, end = parsed
+                start, end = parsed[0], parsed[1] + 1
                 status = 206
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{body.size}"
         encode = (self.gzip and status == 200 and "gzip" in request.headers.get("Accept-Encoding", "").lower()
@@ -378,7 +382,7 @@ class VendorServer:
             code, retry = 500, 1
         headers = {"Retry-After": str(retry)} if code in (429, 503) else {}
         if code == 401:
-            headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
+            headers["WWW-Authenticate"] = basic_challenge(REALM, utf8=False)
         return self._simple(request, code, headers=headers)
 
     def _captive(self, request: web.Request) -> web.StreamResponse:
@@ -387,7 +391,7 @@ class VendorServer:
 
     async def _endless(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         cap = int(fault.number(ENDLESS_DEFAULT_MIB) * 1024 * 1024)
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream"})
+        resp = web.StreamResponse(status=200, headers={"Content-Type": DEFAULT_CONTENT_TYPE})
         resp.enable_chunked_encoding()
         self._record(request, 200)
         await resp.prepare(request)
@@ -504,36 +508,8 @@ def _not_modified_since(request: web.Request, mtime: float) -> bool:
     value = request.headers.get("If-Modified-Since")
     if not value:
         return False
-    try:
-        since = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return False
-    return int(mtime) <= since
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
-    """(start, end-exclusive) for one `bytes=N-`, `N-M` or `-K` range; None to ignore the header."""
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None  # multiple ranges: answer with the whole body, as RFC 9110 allows
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return None
-    try:
-        if first == "":
-            n = int(last)
-            if n <= 0:
-                return "unsatisfiable"
-            return max(0, size - n), size
-        start = int(first)
-        end = int(last) + 1 if last else size
-    except ValueError:
-        return None
-    if start >= size or start < 0:
-        return "unsatisfiable"
-    if end <= start:
-        return None
-    return start, min(end, size)
+    since = parse_http_date(value)
+    return since is not None and int(mtime) <= since
 
 
 def _index_faults(data: bytes, kinds: dict[str, Fault], source: str) -> bytes:
