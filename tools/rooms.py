@@ -32,8 +32,10 @@ PACKAGE = "updmirror"
 
 #: Bottom to top. A room may import only rooms of a lower layer.
 LAYERS: list[set[str]] = [
-    # Small shared helpers: the package root (__version__), errors, units, credential scrubbing, UNC names.
-    {"updmirror", "errors", "units", "redact", "unc", "progress"},
+    # Small shared helpers: the package root (__version__), errors, units, credential scrubbing, UNC names,
+    # atomic writes and locks (files), HTTP dates, ranges, Basic and content types (httpfacts).
+    {"updmirror", "errors", "units", "redact", "progress", "files", "httpfacts"},
+    {"unc"},                                      # UNC names and accounts (scrubs with redact)
     {"eset"},                                     # the format: bytes in, values out
     {"upstream"},                                 # fetchers over HTTP, folder, SMB
     {"config"},                                   # one validated configuration (owns no fetching)

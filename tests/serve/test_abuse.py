@@ -8,7 +8,16 @@ import socket
 
 import pytest
 
-from serverkit import EP11_INDEX, Client, InProcessServer, ServerProcess, get, publish, wait_until, write_config
+from serverkit import (
+    EP11_INDEX,
+    Client,
+    InProcessServer,
+    ServerProcess,
+    get,
+    publish,
+    wait_until,
+    write_config,
+)
 
 MODULE = "/m/em002_64_l0.nup"
 #: Larger than tables.SMALL_FILE, so it is opened per request, not kept in memory.
