@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class MirrorConfig:
     max_drop: float = 0.5
     #: Bytes: no module file is fetched beyond this, whatever its size= says (or without one).
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    #: What this mirror is called in the chain of mirrors (the hops) that lower mirrors see.
+    name: str = field(default_factory=lambda: default_mirror_name())
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,22 @@ def _mirror(t: _Table, base: Path) -> MirrorConfig:
         grace=t.duration("grace", 7200.0),
         max_drop=t.number("max_drop", 0.5, low=0.0, high=1.0),
         max_file_size=t.size("max_file_size", DEFAULT_MAX_FILE_SIZE, low=1024),
+        name=_mirror_name(t),
     )
+
+
+def default_mirror_name() -> str:
+    """The host name, in the letters a mirror's name may hold."""
+    name = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname()).lstrip("._:-")[:64]
+    return name or "updmirror"
+
+
+def _mirror_name(t: _Table) -> str:
+    # Shown to every lower mirror and in metrics labels: a host name's letters only.
+    name = t.str("name", default_mirror_name())
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", name):
+        t.fail("name", f"{name!r}: a name of up to 64 letters, digits and . _ : - (such as the host name)")
+    return name
 
 
 def _verify(t: _Table, base: Path) -> VerifyConfig:
