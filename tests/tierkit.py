@@ -8,6 +8,7 @@ is bounded.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,9 +168,11 @@ class Chain:
         self.vendor.stop()
 
 
-def build_chain(pristine_vendor: Path, work: Path, names=("A", "B", "C")) -> Chain:
+def build_chain(pristine_vendor: Path, work: Path, names=("A", "B", "C"),
+                intervals: dict[str, str] | None = None) -> Chain:
     """The vendor (a copy of `pristine_vendor`) and mirrors `names`, each
-    served (not synced yet) and configured to sync from the one above."""
+    served (not synced yet) and configured to sync from the one above;
+    `intervals`: [mirror] interval by name (1h by default)."""
     vendor_root = work / "vendor"
     shutil.copytree(pristine_vendor, vendor_root)
     state = VendorState.load(vendor_root)
@@ -177,7 +181,8 @@ def build_chain(pristine_vendor: Path, work: Path, names=("A", "B", "C")) -> Cha
     url, user, password = vendor.url, VENDOR_USER, VENDOR_PASSWORD
     try:
         for name in names:
-            tier = Tier(name, work / name, url, user, password, state.fingerprint, state.other_fingerprint[-16:])
+            tier = Tier(name, work / name, url, user, password, state.fingerprint, state.other_fingerprint[-16:],
+                        interval=(intervals or {}).get(name, "1h"))
             tiers.append(tier.serve())
             url, user, password = tier.url, tier.user, tier.password
     except BaseException:
@@ -194,13 +199,15 @@ def wait_serving(tier: Tier, snapshot: str, timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def tier_manifest(tier: Tier) -> dict:
-    """The manifest `tier` serves to the mirrors below it, over HTTP with their credentials."""
-    import base64
-    import urllib.request
-
-    request = urllib.request.Request(tier.url + "updmirror/manifest.json")
+def get(tier: Tier, path: str) -> bytes:
+    """GET `path` of `tier`'s server with the credentials of the mirrors below it."""
+    request = urllib.request.Request(tier.url + path.lstrip("/"))
     token = base64.b64encode(f"{tier.user}:{tier.password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read(16 * 1024 * 1024))
+        return resp.read(16 * 1024 * 1024)
+
+
+def tier_manifest(tier: Tier) -> dict:
+    """The manifest `tier` serves to the mirrors below it."""
+    return json.loads(get(tier, "updmirror/manifest.json"))
