@@ -14,8 +14,8 @@ import json
 import urllib.error
 
 import pytest
-import tierkit
 
+import tierkit
 from updmirror.store.tiers import TIER_MANIFEST_PATH
 
 
