@@ -375,7 +375,8 @@ class Sync:
             return False
         if any(p.changed for p in indexes):
             return True
-        return self._load_tier_state().get("present", True) is not False
+        state = self._load_tier_state()
+        return state.get("url") != redact.url(self.cfg.upstream.url) or state.get("present") is not False
 
     async def _read_upper_manifest(self, upstream, indexes: list[IndexPlan]) -> list[IndexPlan]:
         """Fetch and check the upper mirror's manifest (self.upper); the indexes
