@@ -56,6 +56,11 @@ def check_served(port: int) -> int:
     return checked
 
 
+def pool_count(store) -> int:
+    """Files in the pool: a run cut short that got this number up verified something."""
+    return sum(1 for p in store.pool.rglob("*") if p.is_file())
+
+
 @pytest.mark.timeout(120 + 30 * KILLS)
 def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_the_next_completes(setup):
     setup.write_config(trees=TREES_USED)
@@ -72,11 +77,14 @@ def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_th
         rng = random.Random(SEED)
         kills = attempts = completed = checked = 0
         # The last run must be one cut short before it published (a kill can land just
-        # after the switch), so that the final sync has the killed runs' work to re-use.
-        cut_short = False
-        while (kills < KILLS or not cut_short) and attempts < 3 * KILLS:
+        # after the switch), and some run cut short since the last publish must have got
+        # as far as verifying a file (a kill can land during start-up), so that the final
+        # sync has the killed runs' work to re-use.
+        cut_short = verified_since_publish = False
+        while (kills < KILLS or not (cut_short and verified_since_publish)) and attempts < 3 * KILLS:
             attempts += 1
             before = setup.store.current().id
+            pooled = pool_count(setup.store)
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.2, max(0.3, 0.95 * duration)))
             if proc.poll() is None:
@@ -84,14 +92,18 @@ def test_a_sync_killed_at_random_points_leaves_the_served_mirror_complete_and_th
                 kills += 1
             proc.wait(30)
             cut_short = proc.returncode != 0 and setup.store.current().id == before
+            if cut_short and pool_count(setup.store) > pooled:
+                verified_since_publish = True
             assert_snapshot_complete(setup.store)
             # At once: a worker that has not switched yet serves the previous index, whose
             # files are in their grace period; one that has finds the new files (invariant 1).
             checked += check_served(server.port)
             if proc.returncode == 0:
                 completed += 1
+                verified_since_publish = False
                 publish(setup.vendor_root)   # keep giving the next run work to be killed in
-        assert kills >= KILLS and cut_short, f"only {kills} of {attempts} runs were still going when killed"
+        assert kills >= KILLS and cut_short and verified_since_publish, \
+            f"only {kills} of {attempts} runs were still going when killed, or none left verified work"
         done = subprocess.run([*command[:3], "sync", "--json", "-c", str(setup.config_path)], env=env,
                               capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr
