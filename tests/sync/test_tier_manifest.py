@@ -134,6 +134,8 @@ def _tamper(tier: tierkit.Tier, kind: str) -> str:
         manifest["files"][path]["size"] += 1
     elif kind == "missing":
         del manifest["files"][path]
+    elif kind == "index":
+        manifest["indexes"][0]["sha256"] = "0" * 64     # as if it described another index
     manifest_file.unlink()
     manifest_file.write_text(json.dumps(manifest))
     tier.serve()
@@ -166,3 +168,33 @@ def test_a_manifest_that_disagrees_with_the_index_names_the_file_and_url(pair, k
     report = pair["B"].sync(ok=False)
     assert path in report["message"] and pair["A"].url + TIER_MANIFEST_PATH in report["message"]
     assert pair["B"].store.current() is None
+
+
+def test_a_manifest_of_another_index_than_served_is_refused_after_one_more_look(pair):
+    # Once is a publish between the two requests (read again); twice is a broken upper mirror.
+    pair["A"].sync()
+    _tamper(pair["A"], "index")
+    report = pair["B"].sync(ok=False)
+    assert pair["A"].url + TIER_MANIFEST_PATH in report["message"]
+    assert pair["A"].url + tierkit.INDEX in report["message"] and "twice in a row" in report["message"]
+    assert pair["B"].store.current() is None
+
+
+def test_a_store_from_before_digests_hashes_its_files_once(release_vendor, tmp_path):
+    c = tierkit.build_chain(release_vendor[0], tmp_path, names=("A",))
+    try:
+        a = c["A"]
+        a.sync()
+        snap = a.store.current()
+        manifest_file = snap.dir / "manifest.json"
+        manifest = json.loads(manifest_file.read_text())
+        del manifest["sha256"]                      # as an older updmirror wrote it
+        manifest_file.write_text(json.dumps(manifest))
+        c.release()
+        upgraded = a.sync()
+        assert upgraded["files_hashed"] == upgraded["files_fetched"] + upgraded["files_reused"]
+        c.release()
+        after = a.sync()
+        assert (after["files_hashed"], after["bytes_hashed"]) == (after["files_fetched"], after["bytes_fetched"])
+    finally:
+        c.close()
