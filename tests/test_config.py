@@ -41,3 +41,18 @@ def test_whole_numbers_are_read_as_integers(tmp_path):
     cfg = load(tmp_path, upstream="parallel = 3\nmin_speed = 0", http="max_connections = 7")
     assert (cfg.upstream.parallel, cfg.upstream.min_speed, cfg.http.max_connections) == (3, 0, 7)
     assert all(type(v) is int for v in (cfg.upstream.parallel, cfg.http.max_connections))
+
+
+def test_the_mirror_name_in_the_chain_defaults_to_the_host_name(tmp_path):
+    import socket
+
+    assert load(tmp_path).mirror.name == config.default_mirror_name()
+    assert config.default_mirror_name().split(".")[0] in socket.gethostname()
+    assert load(tmp_path, mirror='name = "branch-1.example"').mirror.name == "branch-1.example"
+
+
+@pytest.mark.parametrize("name", ["http://user:pw@up/", "two words", "", "x" * 65])
+def test_a_mirror_name_that_could_carry_an_url_or_account_is_refused(tmp_path, name):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, mirror=f'name = "{name}"')
+    assert "[mirror] name: " in str(info.value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,8 @@ class MirrorConfig:
     max_drop: float = 0.5
     #: Bytes: no module file is fetched beyond this, whatever its size= says (or without one).
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    #: What this mirror is called in the chain of mirrors (the hops) that lower mirrors see.
+    name: str = field(default_factory=lambda: default_mirror_name())
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "grace": Key("duration"),
         "max_drop": Key("number", low=0.0, high=1.0),
         "max_file_size": Key("size", low=1024),
+        "name": Key("str"),
     }),
     "verify": _with_defaults(VerifyConfig, {
         "signing_keys": Key("strs"),
@@ -310,7 +314,22 @@ def _mirror(t: _Table, base: Path) -> MirrorConfig:
         grace=t.value("grace"),
         max_drop=t.value("max_drop"),
         max_file_size=t.value("max_file_size"),
+        name=_mirror_name(t),
     )
+
+
+def default_mirror_name() -> str:
+    """The host name, in the letters a mirror's name may hold."""
+    name = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname()).lstrip("._:-")[:64]
+    return name or "updmirror"
+
+
+def _mirror_name(t: _Table) -> str:
+    # Shown to every lower mirror and in metrics labels: a host name's letters only.
+    name = t.value("name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", name):
+        t.fail("name", f"{name!r}: a name of up to 64 letters, digits and . _ : - (such as the host name)")
+    return name
 
 
 def _verify(t: _Table, base: Path) -> VerifyConfig:

@@ -1,9 +1,12 @@
 """`updmirror demo`: the whole chain on one machine, on loopback.
 
 A simulated vendor (signed synthetic repository, Basic authentication), a
-mirror that syncs from it and serves on port 2221, and endpoints updating
-from the mirror; then the vendor releases a new build, the mirror syncs
-only what changed, and the endpoints update again.
+mirror that syncs from it and serves on port 2221, a second-tier mirror
+that replicates from that mirror (planning from its manifest) and serves on
+the next port, and endpoints updating from each; then the vendor releases a
+new build, both mirrors sync only what changed, and the endpoints update
+again. Each mirror's status page shows the chain of hops and its age
+against the vendor.
 """
 
 from __future__ import annotations
@@ -32,16 +35,20 @@ CLIENTS = (   # (tree, platform, language): v5 asks for /update.ver, the others 
     ("ep11", "x64", 1033), ("ep11", "x64", 1049), ("ep11", "x86", 1033), ("ep11", "arm64", 1031),
     ("v16", "x64", 1033), ("v16", "x86", 1058), ("v5", "x86", 1033), ("v5", "x64", 1049),
 )
+#: The endpoints of the branch office, which update from the second-tier mirror.
+BRANCH_CLIENTS = (("ep11", "x64", 1033), ("v16", "x64", 1031), ("v5", "x86", 1033))
+MIRROR, BRANCH = "mirror-1", "branch-mirror"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run a simulated vendor, a mirror on port 2221 and clients",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", default="demo-data", help="where the demo keeps its files (default: ./demo-data)")
-    p.add_argument("--port", type=int, default=config.DEFAULT_PORT, help="mirror port (default 2221)")
+    p.add_argument("--port", type=int, default=config.DEFAULT_PORT,
+                   help="mirror port (default 2221; the second-tier mirror takes the next free one)")
     p.add_argument("--size-mb", type=float, default=8, help="size of the simulated repository")
     p.add_argument("--serve", action="store_true",
-                   help="keep the mirror serving at the end until Ctrl-C (see its /status page)")
+                   help="keep the mirrors serving at the end until Ctrl-C (see their /status pages)")
     p.set_defaults(func=run)
 
 
@@ -56,8 +63,11 @@ class Demo:
         self.console = Console(highlight=False)
         self.vendor_root = self.dir / "vendor"
         self.config_path = self.dir / "mirror.toml"
+        self.branch_config_path = self.dir / "branch-mirror.toml"
         self.mirror: subprocess.Popen | None = None
+        self.branch: subprocess.Popen | None = None
         self.port = args.port
+        self.branch_port = args.port + 1
 
     def say(self, text: str) -> None:
         # The demo tells the story itself; the sync's own log lines would repeat it.
@@ -81,7 +91,7 @@ class Demo:
         except asyncio.CancelledError:
             if not stopped_by:
                 raise
-            self.say(f"stopped by {signal.Signals(stopped_by[0]).name}; the mirror and the vendor are stopped")
+            self.say(f"stopped by {signal.Signals(stopped_by[0]).name}; the mirrors and the vendor are stopped")
             return 128 + stopped_by[0]
         finally:
             for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -104,44 +114,80 @@ class Demo:
                      f"signing key {state.fingerprint}")
             self.port = _free_port(self.port)
             legacy = state.other_fingerprint[-16:]
-            self._write_config(vendor.url, state.fingerprint, legacy)
-            cfg = config.load(self.config_path)
-            await self._sync(cfg, "first sync: the whole repository")
-            self._start_mirror()
             base = f"http://127.0.0.1:{self.port}"
-            self.say(f"mirror serving on {base} (status page: {base}/status)")
-            versions = await self._clients(base, state.fingerprint, legacy, "clients update from the mirror")
+            self.branch_port = _free_port(self.port + 1, avoid=self.port)
+            branch = f"http://127.0.0.1:{self.branch_port}"
+            self._write_config(self.config_path, MIRROR, vendor.url, self.port, "store", state.fingerprint, legacy,
+                               account=(VENDOR_USER, VENDOR_PASSWORD))
+            self._write_config(self.branch_config_path, BRANCH, base + "/", self.branch_port, "branch-store",
+                               state.fingerprint, legacy)
+            cfg = config.load(self.config_path)
+            branch_cfg = config.load(self.branch_config_path)
+            await self._sync(cfg, f"first sync of {MIRROR}: the whole repository from the vendor")
+            self.mirror = self._start_server(self.config_path, self.port)
+            self.say(f"{MIRROR} serving on {base} (status page: {base}/status)")
+            await self._sync(branch_cfg, f"first sync of the second-tier mirror {BRANCH}, from {MIRROR}")
+            self.branch = self._start_server(self.branch_config_path, self.branch_port)
+            self.say(f"{BRANCH} serving on {branch} (status page: {branch}/status)")
+            versions = await self._clients(base, CLIENTS, state.fingerprint, legacy,
+                                           f"clients update from {MIRROR}")
+            branch_versions = await self._clients(branch, BRANCH_CLIENTS, state.fingerprint, legacy,
+                                                  f"branch-office clients update from {BRANCH}", "branch-clients")
 
             from updmirror.vendor.publish import publish
             self.say("the vendor releases a new build")
             release = await asyncio.to_thread(publish, self.vendor_root)
             self.console.print(release.summary())
-            report = await self._sync(cfg, "second sync: only what the release changed")
-            await self._sync(cfg, "third sync: nothing changed upstream (one request per index)")
+            report = await self._sync(cfg, f"second sync of {MIRROR}: only what the release changed")
+            await self._sync(cfg, f"third sync of {MIRROR}: nothing changed upstream (one request per index)")
             await asyncio.sleep(1.5)   # the server notices the new snapshot within a second
-            after = await self._clients(base, state.fingerprint, legacy, "clients update again")
+            tier = await self._sync(branch_cfg, f"second sync of {BRANCH}: planned from {MIRROR}'s manifest")
+            self.console.print(f"  {tier.files_confirmed_by_manifest} file(s) kept on the manifest's word without "
+                               f"reading them; {tier.files_fetched} new file(s) fetched and verified with "
+                               f"{BRANCH}'s own pinned key ({tier.bytes_hashed:,} bytes hashed)")
+            await asyncio.sleep(1.5)
+            after = await self._clients(base, CLIENTS, state.fingerprint, legacy, "clients update again")
             newer = sum(1 for k in after if (after[k] or 0) > (versions.get(k) or 0))
             self.say(f"{newer} of {len(after)} clients got a newer version; the mirror fetched "
                      f"{report.files_fetched} new files, not the whole repository")
+            branch_after = await self._clients(branch, BRANCH_CLIENTS, state.fingerprint, legacy,
+                                               "branch-office clients update again", "branch-clients")
+            newer = sum(1 for k in branch_after if (branch_after[k] or 0) > (branch_versions.get(k) or 0))
+            self.say(f"{newer} of {len(branch_after)} branch-office clients got a newer version")
+            self._show_chain(branch_cfg)
+            self.say(f"status pages: {base}/status and {branch}/status (also /status.json and /metrics)")
             if self.args.serve:
-                self.say(f"the mirror keeps serving on {base} - press Ctrl-C to stop")
-                while self.mirror.poll() is None:
+                self.say(f"the mirrors keep serving on {base} and {branch} - press Ctrl-C to stop")
+                while self.mirror.poll() is None and self.branch.poll() is None:
                     await asyncio.sleep(1)
             return 0
         finally:
-            self._stop_mirror()
+            self._stop_server(self.branch)
+            self._stop_server(self.mirror)
             vendor.stop()
 
-    def _write_config(self, vendor_url: str, fingerprint: str, legacy_key_id: str) -> None:
-        q = json.dumps   # a JSON string is a TOML basic string, quotes and backslashes escaped
-        self.config_path.write_text(f"""# written by 'updmirror demo'
-[upstream]
-url = {q(vendor_url)}
-username = {q(VENDOR_USER)}
-password = {q(VENDOR_PASSWORD)}
+    def _show_chain(self, cfg: config.Config) -> None:
+        """The hops the second-tier mirror's snapshot records, vendor-facing first."""
+        from updmirror.store import Store
 
+        snap = Store(cfg.mirror.root).current()
+        for entry in snap.manifest.get("indexes", [])[:1]:
+            hops = entry.get("hops") or []
+            steps = " -> ".join(f"{h['name']} (synced {time.strftime('%H:%M:%S', time.gmtime(h['synced_at']))})"
+                                for h in hops)
+            self.say(f"the chain of {entry['tree']} at {BRANCH}: vendor -> {steps} UTC")
+
+    def _write_config(self, path: Path, name: str, upstream_url: str, port: int, store: str,
+                      fingerprint: str, legacy_key_id: str, account: tuple[str, str] | None = None) -> None:
+        q = json.dumps   # a JSON string is a TOML basic string, quotes and backslashes escaped
+        login = f"username = {q(account[0])}\npassword = {q(account[1])}\n" if account else ""
+        path.write_text(f"""# written by 'updmirror demo'
+[upstream]
+url = {q(upstream_url)}
+{login}
 [mirror]
-root = {q(str(self.dir / "store"))}
+name = {q(name)}
+root = {q(str(self.dir / store))}
 trees = {q(list(TREES))}
 channels = ["regular"]
 
@@ -152,7 +198,7 @@ signing_keys = [{q(fingerprint)}]
 legacy_key_ids = [{q(legacy_key_id)}]
 
 [http]
-listen = [{q(f"127.0.0.1:{self.port}")}]
+listen = [{q(f"127.0.0.1:{port}")}]
 default_tree = "ep11"
 workers = 1
 """)
@@ -167,33 +213,35 @@ workers = 1
         self.console.print(f"  {report.message} ({report.requests} requests)")
         return report
 
-    def _start_mirror(self) -> None:
+    def _start_server(self, config_path: Path, port: int) -> subprocess.Popen:
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-        self.mirror = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", "serve", "-c",
-                                        str(self.config_path)], env=env)
+        server = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", "serve", "-c",
+                                   str(config_path)], env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if self.mirror.poll() is not None:
-                raise UpdmirrorError(f"the mirror server exited with code {self.mirror.returncode}")
+            if server.poll() is not None:
+                raise UpdmirrorError(f"the mirror server exited with code {server.returncode}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return server
             except OSError:
                 time.sleep(0.1)
-        raise UpdmirrorError(f"the mirror server did not listen on 127.0.0.1:{self.port} within 20 s")
+        self._stop_server(server)
+        raise UpdmirrorError(f"the mirror server did not listen on 127.0.0.1:{port} within 20 s")
 
-    def _stop_mirror(self) -> None:
-        if self.mirror and self.mirror.poll() is None:
-            self.mirror.terminate()
+    @staticmethod
+    def _stop_server(server: subprocess.Popen | None) -> None:
+        if server and server.poll() is None:
+            server.terminate()
             try:
-                self.mirror.wait(15)
+                server.wait(15)
             except subprocess.TimeoutExpired:
-                self.mirror.kill()
+                server.kill()
 
-    async def _clients(self, base: str, fingerprint: str, legacy_key_id: str,
-                       title: str) -> dict[str, int | None]:
+    async def _clients(self, base: str, clients, fingerprint: str, legacy_key_id: str,
+                       title: str, folder: str = "clients") -> dict[str, int | None]:
         from rich.table import Table
 
         from updmirror.client import Client, Endpoint, Source, UpdateFailed
@@ -201,11 +249,11 @@ workers = 1
         self.say(title)
         source = Source.parse(base)
         endpoints = [Endpoint(tree, platform, lang, pinned=(fingerprint,),
-                              legacy_key_ids=(legacy_key_id,)) for tree, platform, lang in CLIENTS]
+                              legacy_key_ids=(legacy_key_id,)) for tree, platform, lang in clients]
 
         async def one(e: Endpoint):
             try:
-                return await client.update(self._client_dir(e), [source], e)
+                return await client.update(self._client_dir(e, folder), [source], e)
             except UpdateFailed as exc:
                 return exc
 
@@ -226,14 +274,14 @@ workers = 1
         done = [r for r in results if not isinstance(r, UpdateFailed)]
         self.console.print(f"  {sum(r.downloaded_files for r in done)} files "
                            f"({sum(r.downloaded_bytes for r in done):,} bytes) downloaded in all; each client "
-                           f"installs into its own folder under {self.dir / 'clients'}")
+                           f"installs into its own folder under {self.dir / folder}")
         failed = [r for r in results if isinstance(r, UpdateFailed)]
         if failed:
             raise UpdmirrorError(f"{len(failed)} client(s) failed: {failed[0]}")
         return versions
 
-    def _client_dir(self, e) -> Path:
-        return self.dir / "clients" / f"{e.tree}-{e.platform}-{e.language}"
+    def _client_dir(self, e, folder: str) -> Path:
+        return self.dir / folder / f"{e.tree}-{e.platform}-{e.language}"
 
 
 def _result(r) -> str:
@@ -243,13 +291,14 @@ def _result(r) -> str:
     return done
 
 
-def _free_port(wanted: int) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", wanted))
-            return wanted
-        except OSError:
-            pass
+def _free_port(wanted: int, avoid: int | None = None) -> int:
+    if wanted != avoid:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", wanted))
+                return wanted
+            except OSError:
+                pass
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

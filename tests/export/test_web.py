@@ -109,7 +109,8 @@ def matrix(snap_tree: Path) -> list[tuple[str, dict[str, str]]]:
                 for path, _size in listed_files((snap_tree / index).read_bytes(), index)[:3]:
                     requests.append((path, {}))
     requests += [("/no/such/file.nup", {}), ("/", {}), ("/eset_upd/", {}), ("/eset_upd/ep11", {}),
-                 ("/manifest.json", {}), ("/../store/lock", {})]
+                 ("/manifest.json", {}), ("/../store/lock", {}),
+                 ("/updmirror/manifest.json", {})]     # the manifest lower mirrors plan from
     return requests
 
 

@@ -67,6 +67,8 @@ _CORK = getattr(socket, "TCP_CORK", None)
 
 ROUTED_PATHS = (b"/update.ver", b"/dll/update.ver")
 STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metrics"}
+#: The manifest lower mirrors plan from: served like a file, its chains refreshed per sync.
+TIER_MANIFEST = b"/updmirror/manifest.json"
 _ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
 _KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
@@ -366,9 +368,27 @@ class Connection(asyncio.Protocol):
                 + b"\r\n" + _connection(req) + b"\r\n")
         self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
 
+    def _tier_manifest(self, req: Request) -> bool:
+        """Answer with the refreshed manifest; False when the snapshot has none."""
+        w = self.w
+        try:
+            body = w.render_tier_manifest()
+        except Exception:
+            log.exception("rendering %s failed", req.path.decode())
+            body = None
+        if body is None:
+            return False
+        head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: application/json"
+                + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\n" + _connection(req) + b"\r\n")
+        self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
+        return True
+
     def _serve_file(self, req: Request, after_switch: bool = False) -> None:
         tables = self.w.tables
         path = req.path
+        if path == TIER_MANIFEST and self._tier_manifest(req):
+            return
         if path in ROUTED_PATHS:
             entry = tables.for_agent(path, req.user_agent, req.spread_control)
         else:

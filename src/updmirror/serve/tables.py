@@ -21,10 +21,13 @@ from typing import Any
 from updmirror.eset.trees import TREES, channel_from_spread_control, index_for_request, route
 from updmirror.httpfacts import content_type as _content_type
 from updmirror.store.snapshots import Snapshot, Store
+from updmirror.store.tiers import TIER_MANIFEST_PATH
 
 from .httpcore import http_date
 
 log = logging.getLogger(__name__)
+
+_TIER_MANIFEST = "/" + TIER_MANIFEST_PATH
 
 #: Files up to this size are kept in memory and sent with one write.
 SMALL_FILE = 64 * 1024
@@ -187,7 +190,8 @@ def _tree_of_index(path: str) -> str | None:
 
 
 def _is_index(rel: str, index_paths: set[str]) -> bool:
-    return rel in index_paths or rel.endswith("/update.ver")
+    # The tier manifest too: it describes the current snapshot, never an older one.
+    return rel in index_paths or rel.endswith("/update.ver") or rel == _TIER_MANIFEST
 
 
 def _add_snapshot(snap: Snapshot, files: dict[bytes, FileEntry], is_current: bool,

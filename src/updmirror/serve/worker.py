@@ -27,6 +27,7 @@ from updmirror import config
 from updmirror.config import Config
 from updmirror.errors import ConfigError, UpdmirrorError
 from updmirror.store.snapshots import Store
+from updmirror.store.tiers import served_tier_manifest
 
 from . import tables as tables_mod
 from .accesslog import AccessLog
@@ -390,6 +391,11 @@ class Worker:
             log.error("%s", exc)
         if self.loop is not None:
             self._check_snapshot(force=True)
+
+    def render_tier_manifest(self) -> bytes | None:
+        """The manifest of the snapshot served, for lower mirrors (None: it has none)."""
+        current = self.tables.current
+        return served_tier_manifest(self.store, current) if current is not None else None
 
     # -- status pages ---------------------------------------------------------------
     def render_status(self, kind: str) -> tuple[bytes, bytes]:

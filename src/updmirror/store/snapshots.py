@@ -209,6 +209,19 @@ class Store:
         self.state.mkdir(parents=True, exist_ok=True)
         write_json(self.state / UPSTREAM_STATE, state)
 
+    def load_state(self, name: str) -> dict:
+        """A small JSON state file of state/ ({} when missing or unreadable)."""
+        try:
+            data = json.loads((self.state / name).read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_state(self, name: str, state: dict) -> None:
+        """Replace a small JSON state file of state/, atomically."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        write_json(self.state / name, state)
+
     def record_run(self, record: dict) -> None:
         """Append a sync run's record (records.append_run: raises StoreError naming the file)."""
         append_run(self.state, record)

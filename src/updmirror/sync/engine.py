@@ -33,6 +33,7 @@ from updmirror.httpfacts import parse_http_date
 from updmirror.progress import Progress
 from updmirror.store import Snapshot, Store, StoreLock
 from updmirror.store.diskerror import disk_error, is_disk_error
+from updmirror.store.tiers import TIER_MANIFEST_PATH, encode, tier_manifest
 from updmirror.units import human_bytes
 from updmirror.upstream import NotFoundError, open_upstream
 
@@ -48,8 +49,22 @@ from .plan import (
     plan_files,
     rewrite_index,
 )
+from .tiers import (
+    UpperManifest,
+    chain,
+    check_download,
+    check_index,
+    check_modules,
+    fetch_upper_manifest,
+    plan_with_manifest,
+    vendor_date,
+)
 
 log = logging.getLogger("updmirror.sync")
+
+#: Whether the upstream published an updmirror manifest at the last look.
+TIER_STATE_FILE = "tier.json"
+_HASH_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -63,6 +78,14 @@ class SyncReport:
     files_fetched: int = 0
     bytes_fetched: int = 0
     files_reused: int = 0
+    #: Bytes (and files) read to compute a SHA-256: the files fetched, and a
+    #: pool file only when no earlier sync recorded its digest.
+    bytes_hashed: int = 0
+    files_hashed: int = 0
+    #: The upper mirror's manifest planned from (URL), None when upstream has none.
+    upper_manifest: str | None = None
+    #: Files kept because the manifest lists the size and SHA-256 recorded for them.
+    files_confirmed_by_manifest: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
     #: Files of the served snapshot whose signatures could not be checked
@@ -127,14 +150,28 @@ class Sync:
         self.unchecked: dict[str, dict] = dict(self.current.manifest.get("unchecked", {})) if self.current else {}
         # Strict again after accepting: what is served must be looked at anew, not taken as unchanged.
         self.refetch = force or (cfg.verify.unverifiable == "refuse" and bool(self.unchecked))
+        #: SHA-256 of pool files, recorded when they were verified: never computed twice.
+        self.sha256: dict[str, str] = dict(self.current.manifest.get("sha256", {})) if self.current else {}
+        self.upper: UpperManifest | None = None
+        #: Each index's chain of mirrors as this run saw it, by path.
+        self.hops: dict[str, list[dict]] = {}
+        self.checked_at = time.time()
 
     async def run(self) -> None:
         upstream = open_upstream(self.cfg.upstream)
         try:
             indexes = await self._fetch_indexes(upstream)
+            if self._may_have_manifest(indexes):
+                indexes = await self._read_upper_manifest(upstream, indexes)
+            self.checked_at = time.time()
             changed = [i for i in indexes if i.changed]
             self._guard_against_drops(changed)
             files = plan_files(changed, self.store.pool_file)
+            if self.upper is not None:
+                for plan in changed:
+                    check_modules(self.upper, plan)
+                files, confirmed = plan_with_manifest(files, self.upper, self._known_sha256, self._pool_size)
+                self.report.files_confirmed_by_manifest = confirmed
             self._check_reused(files.reuse)
             self.report.files_reused = len(files.reuse)
             if files.fetch:
@@ -142,6 +179,7 @@ class Sync:
         finally:
             self.report.requests = upstream.stats.requests
             await upstream.close()
+        self._chain(indexes)
         self._record_indexes(indexes)
         if not changed and self.current is not None and {i.path for i in indexes} == set(self.previous):
             self.report.message = (f"mirror is current: {len(indexes)} index(es) unchanged upstream, "
@@ -157,6 +195,7 @@ class Sync:
                                f"{self.report.files_fetched} file(s) fetched "
                                f"({human_bytes(self.report.bytes_fetched)}), {self.report.files_reused} re-used"
                                + (f", {len(removed)} old snapshot(s) removed" if removed else "")
+                               + (f"; planned from {self.upper.url}" if self.upper else "")
                                + self._unchecked_note(snapshot.manifest.get("unchecked", {})))
 
     # -- indexes -------------------------------------------------------------
@@ -209,6 +248,7 @@ class Sync:
             log.info("index %s (%s, %s): unchanged upstream", plan.path, plan.tree, plan.channel)
             return
         plan.upstream_format = "rar" if rar.is_rar(result.body) else "text"
+        plan.body_sha256 = hashlib.sha256(result.body).hexdigest()
         plan.index = UpdateVer.parse(result.body, source=redact.url(plan.url))
         mods = modules(plan.index, plan.url, allowed_hosts=self.cfg.upstream.allowed_hosts,
                        source=redact.url(plan.url), root_url=self.cfg.upstream.url)
@@ -287,7 +327,10 @@ class Sync:
             partial.unlink(missing_ok=True)
             raise FormatError(f"{source}: got {size} bytes, the index says size={module.size}")
 
-        def verify_and_add() -> nup.UncheckedSignatureError | None:
+        def verify_and_add() -> tuple[str, nup.UncheckedSignatureError | None]:
+            # Hashed here, once: the digest is recorded for every later sync and lower mirror.
+            digest = _sha256_of(partial)
+            check_download(self.upper, module, size, digest)
             try:
                 nup.verify(partial, source, self.cfg.verify.signing_keys, self.extra_keys,
                            self.cfg.verify.legacy_key_ids)
@@ -298,13 +341,17 @@ class Sync:
             # Only now, verified, may it enter the pool; in this worker thread,
             # since the store's fsync on the event loop would stall every download.
             self.store.add_to_pool(partial, module.path)
-            return unchecked
+            return digest, unchecked
 
         try:
-            unchecked = await asyncio.to_thread(verify_and_add)
+            digest, unchecked = await asyncio.to_thread(verify_and_add)
         except FormatError:
             partial.unlink(missing_ok=True)   # a bad file must be fetched anew, not resumed
             raise
+        finally:
+            self.report.files_hashed += 1
+            self.report.bytes_hashed += size
+        self.sha256[module.path] = digest
         if unchecked is not None:
             # In the pool already: a run killed before this line finds out from
             # the file's head (_check_reused) that it was accepted unchecked.
@@ -312,6 +359,84 @@ class Sync:
         self.report.files_fetched += 1
         self.report.bytes_fetched += size
         progress.file_done(size if module.size is None else 0)
+
+    # -- an upper updmirror's manifest ---------------------------------------------
+    def _may_have_manifest(self, indexes: list[IndexPlan]) -> bool:
+        """Ask for a manifest only of an upstream in the vendor layout (an
+        updmirror serves that one), and, while nothing changed, only of one
+        that had a manifest at the last look: the vendor never has one."""
+        if not indexes or any(p.layout != VENDOR for p in indexes):
+            return False
+        if any(p.changed for p in indexes):
+            return True
+        state = self._load_tier_state()
+        return state.get("url") != redact.url(self.cfg.upstream.url) or state.get("present") is not False
+
+    async def _read_upper_manifest(self, upstream, indexes: list[IndexPlan]) -> list[IndexPlan]:
+        """Fetch and check the upper mirror's manifest (self.upper); the indexes
+        read anew once when the upper mirror published between the requests."""
+        why = None
+        for attempt in range(2):
+            upper = await fetch_upper_manifest(upstream, self.cfg.upstream.url)
+            self._save_tier_state(upper is not None)
+            if upper is None:
+                return indexes
+            why = next(filter(None, (check_index(upper, p, self._upstream_index_sha(p)) for p in indexes)),
+                       None)
+            if why is None:
+                self.upper = upper
+                self.report.upper_manifest = upper.url
+                log.info("planning from the upper mirror's manifest %s (mirror %s, snapshot %s)",
+                         upper.url, upper.mirror, upper.snapshot)
+                return indexes
+            if attempt == 0:
+                log.info("%s: the upper mirror published meanwhile; reading its indexes again", why)
+                indexes = await self._fetch_indexes(upstream)
+        raise FormatError(f"{why}, twice in a row; the upper mirror's manifest and its indexes "
+                          "disagree, so nothing was published")
+
+    def _upstream_index_sha(self, plan: IndexPlan) -> str | None:
+        if plan.changed:
+            return plan.body_sha256
+        return self.previous.get(plan.path, {}).get("upstream_sha256")
+
+    def _known_sha256(self, path: str) -> str | None:
+        """The recorded digest of a pool file; computed (once) for a file that
+        an older version of the mirror verified without recording it."""
+        digest = self.sha256.get(path)
+        if digest is None and self._pool_size(path) is not None:
+            digest = self._hash_counted(self.store.pool_file(path))
+            self.sha256[path] = digest
+        return digest
+
+    def _pool_size(self, path: str) -> int | None:
+        try:
+            return self.store.pool_file(path).stat().st_size
+        except OSError:
+            return None
+
+    def _hash_counted(self, path) -> str:
+        self.report.files_hashed += 1
+        self.report.bytes_hashed += path.stat().st_size
+        return _sha256_of(path)
+
+    def _chain(self, indexes: list[IndexPlan]) -> None:
+        """Each index's hops: the upper mirror's chain and this mirror, now."""
+        now = time.time()
+        for plan in indexes:
+            upper = self.upper.indexes.get(plan.path, {}).get("hops") if self.upper else None
+            published: float | None = now
+            if not plan.changed:
+                before = self.previous.get(plan.path, {})
+                hops = before.get("hops") or []
+                published = (hops[-1].get("published_at") if hops else None) or before.get("confirmed")
+            self.hops[plan.path] = chain(upper, self.cfg.mirror.name, self.checked_at, published)
+
+    def _load_tier_state(self) -> dict:
+        return self.store.load_state(TIER_STATE_FILE)
+
+    def _save_tier_state(self, present: bool) -> None:
+        self.store.save_state(TIER_STATE_FILE, {"url": redact.url(self.cfg.upstream.url), "present": present})
 
     # -- files whose signatures cannot be checked (legacy DSA only) ----------------
     def _refuse_unchecked(self, module: Module, source: str, why: str) -> None:
@@ -386,11 +511,21 @@ class Sync:
                 entry.update(tree=plan.tree, channel=plan.channel, path=plan.path,
                              upstream_url=redact.url(plan.url), upstream_date=plan.upstream_date,
                              files=len(file_list), bytes=sum(s or 0 for _, s in file_list),
-                             file_list=file_list, confirmed=time.time())
+                             file_list=file_list, confirmed=time.time(),
+                             sha256=hashlib.sha256(body).hexdigest(),
+                             upstream_sha256=(plan.body_sha256 if plan.changed
+                                              else self.previous[plan.path].get("upstream_sha256")),
+                             hops=self.hops[plan.path], vendor_date=vendor_date(self.upper, plan))
                 entries.append(entry)
             unchecked = {p: u for p, u in sorted(self.unchecked.items()) if p in linked}
+            digests = {p: self.sha256.get(p) or self._hash_counted(builder.dir / "tree" / p.lstrip("/"))
+                       for p in sorted(linked)}
+            created = time.time()
+            builder.write(TIER_MANIFEST_PATH, encode(tier_manifest(builder.id, created, self.cfg.mirror.name,
+                                                                   entries, digests)))
             manifest = {"indexes": entries, "files": len(linked),
-                        "bytes": sum(e["bytes"] for e in entries), "unchecked": unchecked}
+                        "bytes": sum(e["bytes"] for e in entries), "unchecked": unchecked,
+                        "sha256": digests, "mirror": self.cfg.mirror.name, "created": created}
             snapshot = builder.publish(manifest)
         except BaseException:
             builder.abandon()
@@ -407,6 +542,7 @@ class Sync:
                 "versionid": (database_version(plan.modules) if plan.changed
                               else self.previous[plan.path].get("versionid")),
                 "files": len(plan.modules) if plan.changed else None,
+                "hops": self.hops.get(plan.path),
             })
 
     # -- validators (conditional requests) ---------------------------------------
@@ -418,6 +554,14 @@ class Sync:
                               "selection": repr(self.selection), "upstream_date": p.upstream_date,
                               "layout": p.layout, "format": p.upstream_format} for p in indexes}
         self.store.save_upstream_state(data)
+
+
+def _sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _listed(unchecked: dict[str, dict]) -> list[dict]:

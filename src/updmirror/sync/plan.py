@@ -35,6 +35,7 @@ class IndexPlan:
     upstream_date: float | None = None
     layout: str = VENDOR
     upstream_format: str = "text"     # "rar" when upstream sent it RAR-wrapped
+    body_sha256: str | None = None    # of the index as upstream sent it, when changed
 
     @property
     def key(self) -> str:
