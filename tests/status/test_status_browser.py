@@ -3,6 +3,7 @@ loopback, headless Chromium loads it, and we check the rendered DOM and the
 pixels."""
 
 import os
+import re
 import shutil
 import signal
 import struct
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from updmirror import config
+from updmirror.status import duration
 from updmirror.store.records import append_run
 from updmirror.store.snapshots import Store
 
@@ -222,3 +224,34 @@ def read_png_rows(data: bytes, upto: int) -> tuple[int, list[list[tuple[int, int
         rows.append([tuple(cur[x * bpp:x * bpp + 3]) for x in range(width)])
         previous = cur
     return width, rows
+
+
+def test_chromium_shows_at_the_third_tier_the_age_against_the_vendor_and_each_hops_lag(tmp_path,
+                                                                                       release_vendor):
+    import json
+
+    import tierkit
+
+    chain = tierkit.build_chain(release_vendor[0], tmp_path / "chain")
+    try:
+        chain.sync_all()
+        c = chain["C"]
+        facts = json.loads(tierkit.get(c, "status.json"))
+        (index,) = [i for i in facts["indexes"] if i["path"] == tierkit.INDEX]
+        # C asks for Basic credentials, like every mirror of the chain; Chromium sends those of the URL.
+        result = chromium(tmp_path, "--dump-dom", f"http://{c.user}:{c.password}@127.0.0.1:{c.port}/status")
+    finally:
+        chain.close()
+    assert result.returncode == 0 and "</html>" in result.stdout, result.stderr[-2000:]
+    page = Page(result.stdout)
+    (age,) = page.find("p", **{"class": "vendor-age", "data_path": tierkit.INDEX})
+    # Rendered a moment after status.json was read: the same age, or a few seconds more.
+    shown = re.search(rf"Age against the vendor of {re.escape(tierkit.INDEX)}: (\d+) s through 3 mirror\(s\)",
+                      age["text"])
+    assert shown and 0 <= int(shown.group(1)) - int(index["age_vs_vendor_seconds"]) <= 30, age["text"]
+    hops = [e for e in page.find("tr") if e["attrs"].get("class") == "hop"]
+    assert [h["attrs"]["data-hop"] for h in hops] == ["A", "B", "C"]
+    shown_lags = [next(e for e in page.elements[page.elements.index(h):]
+                       if e["attrs"].get("class") == "num lag")["text"] for h in hops]
+    assert shown_lags == [duration(h["lag_seconds"]) for h in index["hops"]]
+    assert shown_lags[0] == "0 s"

@@ -92,6 +92,22 @@ def _summary(facts: dict) -> list[str]:
     return lines
 
 
+def _chain_lines(facts: dict) -> list[str]:
+    """Per index, its age against the vendor and the chain of mirrors with each hop's lag."""
+    lines = []
+    for i in facts["indexes"]:
+        hops = i.get("hops") or []
+        if not hops:
+            continue
+        steps = " -> ".join(f"{h['name']} (lag {duration(h['lag_seconds'])})" for h in hops)
+        published = (f"; the vendor published it {utc(i['vendor_date'])}" if i.get("vendor_date") else "")
+        lines.append(f"{i['path']}: {duration(i['age_vs_vendor_seconds'])} old against the vendor, "
+                     f"through vendor -> {steps}{published}")
+        if i.get("upper_stale"):
+            lines.append(f"  its upper mirror {i['upper']['name']} is STALE")
+    return lines
+
+
 def _print_plain(facts: dict) -> None:
     out = [f"updmirror: {facts['headline']}"]
     out += [f"  {p}" for p in facts["problems"]]
@@ -100,6 +116,7 @@ def _print_plain(facts: dict) -> None:
     widths = [max(len(r[c]) for r in table) for c in range(len(_HEADINGS))]
     for row in table:
         out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    out += _chain_lines(facts)
     print("\n".join(out))
 
 
@@ -123,3 +140,5 @@ def _print_rich(facts: dict) -> None:
     for i, row in zip(facts["indexes"], _rows(facts), strict=True):
         table.add_row(*(row[c] for c in _RICH_COLUMNS), style="bold yellow" if i["stale"] else None)
     console.print(table)
+    for line in _chain_lines(facts):
+        console.print(line, markup=False, highlight=False, style="bold yellow" if "STALE" in line else None)

@@ -9,7 +9,9 @@ disagree.
 two sync intervals (one missed run is tolerated, two are not), or the last
 sync failed. The age of an index is the time since a successful sync last
 found it to be what upstream serves; that is the mirror's delay behind
-upstream at worst.
+upstream at worst. Its age against the vendor counts from when the
+vendor-facing mirror of its chain last saw it (hops.py): an index whose
+chain is older than the same limit is stale too, and says which mirror is.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from updmirror.config import Config
 from updmirror.eset.trees import mirrored_indexes
 from updmirror.store.records import read_runs
 from updmirror.store.snapshots import MANIFEST, Snapshot, Store, load_snapshot
+
+from .hops import chain_facts, chain_reason
 
 #: How many recent sync runs the facts carry.
 RUNS_SHOWN = 10
@@ -117,7 +121,9 @@ def current_snapshot(store: Store) -> tuple[Snapshot | None, str | None]:
         return None, broken or f"{directory / MANIFEST} cannot be read"
     slim = [{k: v for k, v in e.items() if k != "file_list"} for e in snapshot.manifest.get("indexes", [])
             if isinstance(e, dict)]
-    snapshot.manifest = dict(snapshot.manifest, indexes=slim)
+    # The digests of every file are for lower mirrors (store/tiers.py), not for the page.
+    snapshot.manifest = {k: v for k, v in snapshot.manifest.items() if k != "sha256"}
+    snapshot.manifest["indexes"] = slim
     _snapshot_cache.clear()  # one store per process: keep one entry
     _snapshot_cache[str(store.root)] = (key, snapshot)
     return snapshot, broken
@@ -159,6 +165,10 @@ def _index_facts(entry: dict, snapshot, runs: list[dict], last_run: dict | None,
         reason = LAST_SYNC_FAILED
     else:
         reason = None
+    # Against the vendor, through the mirrors above: a fresh tier of a stale upper is stale too.
+    chain = chain_facts(entry, runs, now, stale_after) if not missing else chain_facts({}, [], now, stale_after)
+    if reason is None or reason == LAST_SYNC_FAILED:
+        reason = chain_reason(chain, stale_after, duration, utc) or reason
     return {
         "tree": entry.get("tree"),
         "channel": entry.get("channel"),
@@ -176,6 +186,13 @@ def _index_facts(entry: dict, snapshot, runs: list[dict], last_run: dict | None,
         "in_snapshot": not missing,
         "stale": reason is not None,
         "reason": reason,
+        # The chain of mirrors, vendor-facing first (status/hops.py says what each figure means).
+        "hops": chain["hops"],
+        "vendor_date": chain["vendor_date"],
+        "vendor_confirmed": chain["vendor_confirmed"],
+        "age_vs_vendor_seconds": chain["age_vs_vendor_seconds"],
+        "upper": chain["upper"],
+        "upper_stale": chain["upper_stale"],
     }
 
 

@@ -53,6 +53,7 @@ class _FactsCollector:
                 if value is not None:
                     per_index[key].add_metric(values, value)
         yield from per_index.values()
+        yield from _chain_metrics(f["indexes"], labels)
 
         yield GaugeMetricFamily("updmirror_files_not_signature_checked",
                                 "served files whose only signatures are by legacy keys the mirror cannot check",
@@ -99,3 +100,26 @@ class _FactsCollector:
         if s["started"] is not None:
             yield GaugeMetricFamily("updmirror_start_time_seconds", "when the server started",
                                     value=s["started"])
+
+
+def _chain_metrics(indexes: list[dict], labels: list[str]):
+    """Freshness at every hop: against the vendor, per hop, and whether the upper mirror is stale."""
+    vendor = GaugeMetricFamily("updmirror_tree_age_vs_vendor_seconds",
+                               "seconds since the vendor-facing mirror of the chain last confirmed the index",
+                               labels=labels)
+    lag = GaugeMetricFamily("updmirror_hop_lag_seconds",
+                            "how old the upper mirror's confirmation was when this hop synced from it "
+                            "(position 0 asks the vendor)", labels=[*labels, "hop", "position"])
+    upper = GaugeMetricFamily("updmirror_upper_mirror_stale",
+                              "1 when the upper mirror's data was older against the vendor than the "
+                              "freshness limit when this mirror last synced from it", labels=labels)
+    for i in indexes:
+        values = [str(i["tree"]), str(i["channel"]), str(i["path"])]
+        if i.get("age_vs_vendor_seconds") is not None:
+            vendor.add_metric(values, i["age_vs_vendor_seconds"])
+        for position, hop in enumerate(i.get("hops") or []):
+            if hop.get("lag_seconds") is not None:
+                lag.add_metric([*values, hop["name"], str(position)], hop["lag_seconds"])
+        if i.get("upper") is not None:
+            upper.add_metric(values, 1.0 if i.get("upper_stale") else 0.0)
+    yield from (vendor, lag, upper)

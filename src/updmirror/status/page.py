@@ -46,6 +46,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 tr.stale td, table.stale td { background: #fff8c5; }
 tr.stale td.why { color: #9a6700; font-weight: 600; }
 tr.failed td { background: #ffebe9; }
+p.vendor-age { margin: .6rem 0 .3rem; }
+table.hops { width: auto; min-width: 28rem; }
+tr.hop.stale td { background: #fff8c5; }
 .ok { color: #1a7f37; font-weight: 600; }
 .bad { color: #cf222e; font-weight: 600; }
 .muted { color: #59636e; }
@@ -157,8 +160,42 @@ def _index_sections(facts: dict) -> list[str]:
             f"<table class=\"{cls}\"><thead><tr><th>Index</th><th>Version</th><th>Last sync</th>"
             "<th title=\"time since a successful sync last found this index current upstream\">"
             "Age vs upstream</th><th>Upstream published</th><th>Files</th><th>Size</th><th>State</th>"
-            f"</tr></thead><tbody>{''.join(body)}</tbody></table></section>")
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + "".join(_chain(i, now) for i in rows) + "</section>")
     return sections
+
+
+_THIS_MIRROR = " <span class=\"muted\">(this mirror)</span>"
+
+
+def _chain(i: dict, now: float) -> str:
+    """The index's chain of mirrors, vendor-facing first, with each hop's lag."""
+    hops = i.get("hops") or []
+    if not hops:
+        return ""
+    published = (f"; the vendor published this version {_ago(i['vendor_date'], now)}"
+                 if i.get("vendor_date") else "")
+    upper = i.get("upper")
+    warning = (f" <span class=\"bad\">Its upper mirror {_e(upper['name'])} is stale.</span>"
+               if i.get("upper_stale") and upper else "")
+    rows = []
+    for position, hop in enumerate(hops):
+        stale_upper = i.get("upper_stale") and position == len(hops) - 2
+        synced = _ago(hop["synced_at"], now) if hop["synced_at"] else "<span class=\"muted\">unknown</span>"
+        rows.append(
+            f"<tr class=\"hop{' stale' if stale_upper else ''}\" data-hop=\"{_e(hop['name'])}\">"
+            f"<td class=\"num\">{position}</td><td><code>{_e(hop['name'])}</code>"
+            f"{_THIS_MIRROR if position == len(hops) - 1 else ''}</td>"
+            f"<td class=\"when\">{synced}</td>"
+            f"<td class=\"num lag\">{_e(duration(hop['lag_seconds']))}</td></tr>")
+    return (f"<p class=\"vendor-age\" data-path=\"{_e(i['path'])}\">Age against the vendor of "
+            f"<code>{_e(i['path'])}</code>: <strong class=\"age-vs-vendor\">"
+            f"{_e(duration(i['age_vs_vendor_seconds']))}</strong> through {len(hops)} mirror(s){published}."
+            f"{warning}</p>"
+            f"<table class=\"hops\" data-path=\"{_e(i['path'])}\"><thead><tr><th>Hop</th><th>Mirror</th>"
+            "<th title=\"when this mirror last confirmed the index against its upstream\">Last synced</th>"
+            "<th title=\"how old the upper mirror's confirmation was when this mirror synced from it\">Lag</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def _server(s: dict) -> str:
