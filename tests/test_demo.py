@@ -23,6 +23,7 @@ def test_demo_runs_vendor_mirror_and_clients_end_to_end(tmp_path, free_port):
     assert "3 of 3 branch-office clients got a newer version" in out
     assert "kept on the manifest's word without reading them" in out
     assert "vendor -> mirror-1 (synced " in out and " -> branch-mirror (synced " in out
+    assert " old against the vendor" in out
     assert f"status pages: http://127.0.0.1:{free_port}/status and http://127.0.0.1:" in out
     assert "(3 requests)" in out                       # the no-change sync: one per index
     assert "Demo-Pass1" not in out + proc.stderr       # the licence password is never shown

@@ -167,15 +167,16 @@ class Demo:
             vendor.stop()
 
     def _show_chain(self, cfg: config.Config) -> None:
-        """The hops the second-tier mirror's snapshot records, vendor-facing first."""
+        """The chain of mirrors the second-tier mirror's status shows, vendor-facing first."""
+        from updmirror.status import collect_status, duration
         from updmirror.store import Store
 
-        snap = Store(cfg.mirror.root).current()
-        for entry in snap.manifest.get("indexes", [])[:1]:
-            hops = entry.get("hops") or []
-            steps = " -> ".join(f"{h['name']} (synced {time.strftime('%H:%M:%S', time.gmtime(h['synced_at']))})"
-                                for h in hops)
-            self.say(f"the chain of {entry['tree']} at {BRANCH}: vendor -> {steps} UTC")
+        facts = collect_status(Store(cfg.mirror.root), cfg, {})
+        for index in facts["indexes"][:1]:
+            steps = " -> ".join(f"{h['name']} (synced {time.strftime('%H:%M:%S', time.gmtime(h['synced_at']))}, "
+                                f"lag {duration(h['lag_seconds'])})" for h in index["hops"])
+            self.say(f"the chain of {index['tree']} at {BRANCH}: vendor -> {steps} UTC; its data is "
+                     f"{duration(index['age_vs_vendor_seconds'])} old against the vendor")
 
     def _write_config(self, path: Path, name: str, upstream_url: str, port: int, store: str,
                       fingerprint: str, legacy_key_id: str, account: tuple[str, str] | None = None) -> None:
