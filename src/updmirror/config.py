@@ -42,6 +42,12 @@ PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/1
                     "::1/128", "fc00::/7")
 
 
+def default_mirror_name() -> str:
+    """The host name, in the letters a mirror's name may hold."""
+    name = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname()).lstrip("._:-")[:64]
+    return name or "updmirror"
+
+
 @dataclass(frozen=True)
 class MirrorConfig:
     root: Path
@@ -152,7 +158,8 @@ def _with_defaults(cls: type, keys: dict[str, Key]) -> dict[str, Key]:
             if f.default is not dataclasses.MISSING:
                 default = f.default
             elif f.default_factory is not dataclasses.MISSING:
-                default = f.default_factory()
+                # Computed where the mirror runs (the host name): no default to show.
+                default = None
             else:
                 default = REQUIRED
             # As TOML writes it: a list, not the dataclass's tuple.
@@ -189,7 +196,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "grace": Key("duration"),
         "max_drop": Key("number", low=0.0, high=1.0),
         "max_file_size": Key("size", low=1024),
-        "name": Key("str"),
+        "name": Key("opt_str"),
     }),
     "verify": _with_defaults(VerifyConfig, {
         "signing_keys": Key("strs"),
@@ -318,15 +325,9 @@ def _mirror(t: _Table, base: Path) -> MirrorConfig:
     )
 
 
-def default_mirror_name() -> str:
-    """The host name, in the letters a mirror's name may hold."""
-    name = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname()).lstrip("._:-")[:64]
-    return name or "updmirror"
-
-
 def _mirror_name(t: _Table) -> str:
     # Shown to every lower mirror and in metrics labels: a host name's letters only.
-    name = t.value("name")
+    name = t.str("name") if "name" in t.raw else default_mirror_name()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", name):
         t.fail("name", f"{name!r}: a name of up to 64 letters, digits and . _ : - (such as the host name)")
     return name
