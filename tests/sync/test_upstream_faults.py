@@ -76,7 +76,7 @@ CASES = [
     ("another-key", [], another_key, r"signature|key"),
     ("html-index", [Fault("captive_portal", "eset_upd/*")], None, r"HTML"),
     *[(f"escape-{i}", [Fault("escape", arg=i)], None,
-       r"leave the repository|another host|'\.\.'|percent|not allowed|backslash|scheme|network-path")
+       r"leave the repository|another host|another server|'\.\.'|percent|not allowed|backslash|scheme|network-path")
       for i in range(len(ESCAPES))],
     ("index-drops-most-files", [Fault("shrink", arg=10)], None, r"max_drop"),
 ]

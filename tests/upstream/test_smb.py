@@ -49,7 +49,7 @@ def fetcher(samba, folder_name: str, **overrides) -> SmbUpstream:
                     password=samba.password, retries=1, connect_timeout=5, stall_timeout=5)
     settings.update(overrides)
     port = settings.pop("port", samba.port)
-    from updmirror.upstream.unc import parse_share
+    from updmirror.unc import parse_share
     settings["url"] = parse_share(settings["url"], port).url
     return SmbUpstream(UpstreamConfig(**settings), backoff_base=0.01)
 
