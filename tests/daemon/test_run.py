@@ -3,6 +3,7 @@
 import asyncio
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -38,12 +39,14 @@ def _sync_children(pid: int) -> list[int]:
     return [c for c in _children(pid) if {"sync", "--json"} <= set(_cmdline(c))]
 
 
-def _socket_inode(local_port: int) -> str | None:
-    """The inode of the loopback TCP socket whose local port is `local_port`."""
+def _socket_inode(local_port: int, remote_port: int) -> str | None:
+    """The inode of the established loopback TCP socket from `local_port` to
+    `remote_port` (sockets in TIME_WAIT on the same ports have inode 0)."""
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
-            if int(fields[1].split(":")[1], 16) == local_port:
+            local, remote = (int(x.split(":")[1], 16) for x in fields[1:3])
+            if (local, remote) == (local_port, remote_port) and fields[3] == "01" and fields[9] != "0":
                 return fields[9]
     return None
 
@@ -109,7 +112,7 @@ def test_each_sync_is_a_child_process_that_stops_with_the_daemon(tmp_path, free_
             silent.settimeout(20)
             conn, (_, port) = silent.accept()
             with conn:
-                inode = _socket_inode(port)
+                inode = _socket_inode(port, silent.getsockname()[1])
                 assert inode and _holds(child, inode) and not _holds(server.pid, inode)
             assert get(free_port, "/" + EP11_INDEX).status == 404    # served meanwhile: nothing yet
         finally:
@@ -120,7 +123,7 @@ def test_each_sync_is_a_child_process_that_stops_with_the_daemon(tmp_path, free_
 
 def test_the_sync_command_line_is_this_interpreter_and_an_absolute_config(tmp_path):
     args = sync_command(Path("mirror.toml"), debug=True)
-    assert args[:3] == [os.sys.executable, "-m", "updmirror"] and "--debug" in args
+    assert args[:3] == [sys.executable, "-m", "updmirror"] and "--debug" in args
     assert args[args.index("-c") + 1] == str(Path.cwd() / "mirror.toml") and args[-1] == "--json"
     assert "-q" in sync_command("m.toml", quiet=True) and "-q" not in args
 
@@ -139,3 +142,17 @@ def test_a_failed_sync_comes_back_as_not_ok_with_its_reason(tmp_path, store):
     assert outcome.ok is False and outcome.exit_code == 1
     assert outcome.message and outcome.summary["ok"] is False
     assert "127.0.0.1:9" in outcome.message or outcome.summary["errors"]
+
+
+def test_a_summary_that_arrives_in_pieces_is_read_whole(monkeypatch):
+    # A real sync's JSON can come in several writes; reading what has arrived
+    # so far would cut it and turn a finished sync into "no summary".
+    script = ("import json, sys, time\n"
+              "text = json.dumps({'ok': True, 'message': 'mirror is current', 'pad': 'x' * 200000})\n"
+              "sys.stdout.write(text[:100]); sys.stdout.flush(); time.sleep(0.3)\n"
+              "sys.stdout.write(text[100:]); sys.stdout.flush()\n")
+    monkeypatch.setattr("updmirror.daemon.process.sync_command",
+                        lambda config, **kw: [sys.executable, "-c", script])
+    outcome = asyncio.run(sync_in_child("mirror.toml"))
+    assert outcome.ok is True and outcome.message == "mirror is current" and outcome.exit_code == 0
+    assert len(outcome.summary["pad"]) == 200000

@@ -56,9 +56,9 @@ async def sync_in_child(config: Path | str, *, debug: bool = False, quiet: bool 
     """
     proc = await asyncio.create_subprocess_exec(
         *sync_command(config, debug=debug, quiet=quiet), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=None, limit=MAX_SUMMARY)
+        stdout=asyncio.subprocess.PIPE, stderr=None)
     try:
-        out = await proc.stdout.read(MAX_SUMMARY)
+        out = await _read_all(proc.stdout)
         code = await proc.wait()
     except asyncio.CancelledError:
         await _stop(proc)
@@ -73,6 +73,17 @@ async def sync_in_child(config: Path | str, *, debug: bool = False, quiet: bool 
     ok = bool(summary.get("ok")) and code in (0, 1)
     message = str(summary.get("message") or f"exit code {code}")
     return SyncOutcome(ok=ok, message=message, exit_code=code, summary=summary)
+
+
+async def _read_all(stream: asyncio.StreamReader) -> bytes:
+    """Everything until end of file (`read(n)` returns what has arrived so far),
+    at most MAX_SUMMARY bytes: the rest is drained, so the child never blocks."""
+    chunks, size = [], 0
+    while chunk := await stream.read(1 << 16):
+        if size < MAX_SUMMARY:
+            chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:MAX_SUMMARY]
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
