@@ -328,16 +328,26 @@ class Sync:
             raise FormatError(f"{source}: got {size} bytes, the index says size={module.size}")
 
         def verify_and_add() -> tuple[str, nup.UncheckedSignatureError | None]:
-            # Hashed here, once: the digest is recorded for every later sync and lower mirror.
-            digest = _sha256_of(partial)
+            # One pass over the bytes: the SHA-256 (recorded for every later sync
+            # and lower mirror) is fed by what the verification reads anyway.
+            unchecked = failure = None
+            with open(partial, "rb") as f:
+                reader = _Digesting(f)
+                try:
+                    nup.verify(reader, source, self.cfg.verify.signing_keys, self.extra_keys,
+                               self.cfg.verify.legacy_key_ids)
+                except nup.UncheckedSignatureError as exc:
+                    unchecked = exc
+                except FormatError as exc:
+                    failure = exc
+                digest = reader.hexdigest()
+            # Bytes other than the upper mirror's manifest lists are that mirror's
+            # error first, whatever else is wrong with them.
             check_download(self.upper, module, size, digest)
-            try:
-                nup.verify(partial, source, self.cfg.verify.signing_keys, self.extra_keys,
-                           self.cfg.verify.legacy_key_ids)
-                unchecked = None
-            except nup.UncheckedSignatureError as exc:
-                self._refuse_unchecked(module, source, str(exc))
-                unchecked = exc
+            if failure is not None:
+                raise failure
+            if unchecked is not None:
+                self._refuse_unchecked(module, source, str(unchecked))
             # Only now, verified, may it enter the pool; in this worker thread,
             # since the store's fsync on the event loop would stall every download.
             self.store.add_to_pool(partial, module.path)
@@ -554,6 +564,26 @@ class Sync:
                               "selection": repr(self.selection), "upstream_date": p.upstream_date,
                               "layout": p.layout, "format": p.upstream_format} for p in indexes}
         self.store.save_upstream_state(data)
+
+
+class _Digesting:
+    """A file as nup.verify reads it, feeding SHA-256 with every byte read."""
+
+    def __init__(self, f):
+        self._f = f
+        self._sha256 = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._sha256.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        """The file's SHA-256, reading what the verification left (nothing, for
+        a well-formed file; the rest of one it refused)."""
+        while chunk := self._f.read(_HASH_CHUNK):
+            self._sha256.update(chunk)
+        return self._sha256.hexdigest()
 
 
 def _sha256_of(path) -> str:
