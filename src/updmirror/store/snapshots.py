@@ -174,14 +174,18 @@ class Store:
         verified and added to the pool; kept between runs for a resume."""
         return self.partial / f"{key}.part"
 
-    def load_upstream_state(self) -> dict:
-        """What the last published sync learnt of each index upstream
-        (validators, layout, plain or RAR), by index; {} when there is none."""
+    def load_state(self, name: str) -> dict:
+        """A small JSON state file of state/ ({} when missing or unreadable)."""
         try:
-            data = json.loads((self.state / UPSTREAM_STATE).read_text("utf-8"))
+            data = json.loads((self.state / name).read_text("utf-8"))
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
+
+    def load_upstream_state(self) -> dict:
+        """What the last published sync learnt of each index upstream
+        (validators, layout, plain or RAR), by index; {} when there is none."""
+        return self.load_state(UPSTREAM_STATE)
 
     # -- writing (the sync, under the lock) -----------------------------------
     def ensure(self) -> None:
@@ -204,23 +208,14 @@ class Store:
         replace_durably(verified, target, sync_folder=False)
         return target
 
-    def save_upstream_state(self, state: dict) -> None:
-        """Replace what load_upstream_state() returns, atomically."""
-        self.state.mkdir(parents=True, exist_ok=True)
-        write_json(self.state / UPSTREAM_STATE, state)
-
-    def load_state(self, name: str) -> dict:
-        """A small JSON state file of state/ ({} when missing or unreadable)."""
-        try:
-            data = json.loads((self.state / name).read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def save_state(self, name: str, state: dict) -> None:
         """Replace a small JSON state file of state/, atomically."""
         self.state.mkdir(parents=True, exist_ok=True)
         write_json(self.state / name, state)
+
+    def save_upstream_state(self, state: dict) -> None:
+        """Replace what load_upstream_state() returns, atomically."""
+        self.save_state(UPSTREAM_STATE, state)
 
     def record_run(self, record: dict) -> None:
         """Append a sync run's record (records.append_run: raises StoreError naming the file)."""
