@@ -446,7 +446,10 @@ class Sync:
         return self.store.load_state(TIER_STATE_FILE)
 
     def _save_tier_state(self, present: bool) -> None:
-        self.store.save_state(TIER_STATE_FILE, {"url": redact.url(self.cfg.upstream.url), "present": present})
+        # Written only when it changes: a sync that finds nothing new writes no state.
+        state = {"url": redact.url(self.cfg.upstream.url), "present": present}
+        if self._load_tier_state() != state:
+            self.store.save_state(TIER_STATE_FILE, state)
 
     # -- files whose signatures cannot be checked (legacy DSA only) ----------------
     def _refuse_unchecked(self, module: Module, source: str, why: str) -> None:
