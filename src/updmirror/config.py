@@ -42,10 +42,20 @@ PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/1
                     "::1/128", "fc00::/7")
 
 
+#: A mirror's name ([mirror] name): lower mirrors show it in their hops, status
+#: pages and metrics labels, so a host name's letters only (no URL, no account).
+MIRROR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_NOT_IN_MIRROR_NAME = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+def clean_mirror_name(value: object, fill: str = "?") -> str:
+    """`value` in the letters a mirror's name may hold (any other is `fill`), cut to 64."""
+    return _NOT_IN_MIRROR_NAME.sub(fill, str(value))[:64]
+
+
 def default_mirror_name() -> str:
     """The host name, in the letters a mirror's name may hold."""
-    name = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname()).lstrip("._:-")[:64]
-    return name or "updmirror"
+    return clean_mirror_name(socket.gethostname(), "-").lstrip("._:-") or "updmirror"
 
 
 @dataclass(frozen=True)
@@ -328,7 +338,7 @@ def _mirror(t: _Table, base: Path) -> MirrorConfig:
 def _mirror_name(t: _Table) -> str:
     # Shown to every lower mirror and in metrics labels: a host name's letters only.
     name = t.str("name") if "name" in t.raw else default_mirror_name()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", name):
+    if not MIRROR_NAME.fullmatch(name):
         t.fail("name", f"{name!r}: a name of up to 64 letters, digits and . _ : - (such as the host name)")
     return name
 

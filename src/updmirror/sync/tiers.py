@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from updmirror import redact
+from updmirror.config import clean_mirror_name
 from updmirror.errors import FormatError
 from updmirror.eset.modules import Module
 from updmirror.store.tiers import FORMAT, MAX_HOPS, MAX_TIER_MANIFEST_BYTES, TIER_MANIFEST_PATH
@@ -32,9 +33,6 @@ from .plan import FilePlan, IndexPlan
 log = logging.getLogger("updmirror.sync")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-#: What a hop's name may hold once read from upstream: a host name's letters, shown as they are.
-_NAME = re.compile(r"[^A-Za-z0-9._:\-]")
-MAX_NAME = 64
 
 
 @dataclass
@@ -105,8 +103,7 @@ def parse_upper_manifest(body: bytes, url: str) -> UpperManifest | None:
 
 def clean_name(value) -> str:
     """A hop's name from upstream, safe to show anywhere (status page, metrics label)."""
-    name = _NAME.sub("?", str(value or "?"))[:MAX_NAME]
-    return name or "?"
+    return clean_mirror_name(value or "?") or "?"
 
 
 def check_index(manifest: UpperManifest, plan: IndexPlan, index_sha256: str | None) -> str | None:
