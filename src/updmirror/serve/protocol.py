@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from updmirror.errors import UnsafePathError
 from updmirror.eset.modules import normalise_path
-from updmirror.httpfacts import parse_basic, parse_http_date
+from updmirror.httpfacts import content_type, parse_basic, parse_http_date
 
 from .allow import client_key
 from .basic import CHALLENGE
@@ -69,6 +69,7 @@ ROUTED_PATHS = (b"/update.ver", b"/dll/update.ver")
 STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metrics"}
 #: The manifest lower mirrors plan from: served like a file, its chains refreshed per sync.
 TIER_MANIFEST = b"/updmirror/manifest.json"
+_TIER_MANIFEST_TYPE = content_type(TIER_MANIFEST.decode()).encode()
 _ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
 _KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
@@ -378,7 +379,7 @@ class Connection(asyncio.Protocol):
             body = None
         if body is None:
             return False
-        head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: application/json"
+        head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: " + _TIER_MANIFEST_TYPE
                 + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
                 + b"\r\n" + _connection(req) + b"\r\n")
         self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))

@@ -23,7 +23,7 @@ import ssl
 import time
 from typing import Any
 
-from updmirror import config
+from updmirror import config, status
 from updmirror.config import Config
 from updmirror.errors import ConfigError, UpdmirrorError
 from updmirror.store.snapshots import Store
@@ -51,8 +51,8 @@ CATCH_UP_SECONDS = 10.0
 #: Sockets accepted per readiness event (more wait for the next one).
 ACCEPT_BATCH = 32
 
-STATUS_TYPES = {"html": b"text/html; charset=utf-8", "json": b"application/json",
-                "metrics": b"text/plain; version=0.0.4; charset=utf-8"}
+STATUS_TYPES = {"html": status.HTML_CONTENT_TYPE.encode(), "json": status.JSON_CONTENT_TYPE.encode(),
+                "metrics": status.METRICS_CONTENT_TYPE.encode()}
 
 
 def load_password_check(cfg: Config) -> Htpasswd | None:
@@ -127,8 +127,6 @@ class Worker:
         self._apply(cfg, load_password_check(cfg))
         self.access_log = AccessLog(cfg.http.access_log)
         self.log_requests = self.access_log.enabled
-        from updmirror import status as status_module
-        self.status_module = status_module
         self.link = self._read_link()
         #: Why `current` cannot be followed, while it cannot.
         self.pointer_problem: str | None = None
@@ -399,8 +397,7 @@ class Worker:
 
     # -- status pages ---------------------------------------------------------------
     def render_status(self, kind: str) -> tuple[bytes, bytes]:
-        mod = self.status_module
         self.slot.flush()
-        render = {"html": mod.render_status_html, "json": mod.render_status_json,
-                  "metrics": mod.render_metrics}[kind]
+        render = {"html": status.render_status_html, "json": status.render_status_json,
+                  "metrics": status.render_metrics}[kind]
         return render(self.store, self.cfg, self.counters.snapshot()), STATUS_TYPES[kind]

@@ -23,18 +23,19 @@ from typing import Any
 from updmirror import redact
 from updmirror.config import Config
 from updmirror.eset.trees import mirrored_indexes
+from updmirror.httpfacts import CONTENT_TYPES
 from updmirror.store.records import read_runs
 from updmirror.store.snapshots import MANIFEST, Snapshot, Store, load_snapshot
 
-from .hops import chain_facts, chain_reason
+from .hops import chain_facts, chain_reason, number
 
 #: How many recent sync runs the facts carry.
 RUNS_SHOWN = 10
 #: How many error lines of one run are shown (a run can fail on many files).
 ERRORS_SHOWN = 5
 
-JSON_CONTENT_TYPE = "application/json"
-HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+JSON_CONTENT_TYPE = CONTENT_TYPES[".json"]
+HTML_CONTENT_TYPE = CONTENT_TYPES[".html"]
 
 FRESH, STALE, FAILED = "fresh", "stale", "failed"
 HEADLINES = {FRESH: "fresh", STALE: "STALE", FAILED: "LAST SYNC FAILED"}
@@ -146,12 +147,12 @@ def _index_facts(entry: dict, snapshot, runs: list[dict], last_run: dict | None,
     version = entry.get("versionid")
     confirmed = None
     if not missing:
-        confirmed = _number(entry.get("confirmed")) or (snapshot.created if snapshot else None)
+        confirmed = number(entry.get("confirmed")) or (snapshot.created if snapshot else None)
         for run in runs:
             if run.get("ok") and _confirms(run, path, version):
                 confirmed = max(confirmed or 0.0, _run_time(run))
                 break  # runs are newest first
-    upstream_date = _number(entry.get("upstream_date"))
+    upstream_date = number(entry.get("upstream_date"))
     age = None if confirmed is None else max(0.0, now - confirmed)
 
     if missing:
@@ -229,8 +230,8 @@ def _unchecked_facts(snapshot) -> list[dict]:
 def _run_facts(run: dict, scrub) -> dict:
     errors = [scrub(str(e)) for e in (run.get("errors") or [])]
     return {
-        "started": _number(run.get("started")),
-        "finished": _number(run.get("finished")),
+        "started": number(run.get("started")),
+        "finished": number(run.get("finished")),
         "ok": bool(run.get("ok")),
         "message": scrub(str(run.get("message") or "")),
         "published": run.get("published"),
@@ -247,7 +248,7 @@ def _server_facts(counters: dict, now: float) -> dict:
     clients = counters.get("clients", 0)
     if not isinstance(clients, (int, float)):
         clients = len(clients)        # a set of addresses is fine too
-    started = _number(counters.get("started"))
+    started = number(counters.get("started"))
     return {
         "connections_open": _int(counters.get("connections_open")),
         "connections_total": _int(counters.get("connections_total")),
@@ -261,13 +262,7 @@ def _server_facts(counters: dict, now: float) -> dict:
 
 
 def _run_time(run: dict) -> float:
-    return _number(run.get("finished")) or _number(run.get("started")) or 0.0
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    return number(run.get("finished")) or number(run.get("started")) or 0.0
 
 
 def _int(value: Any) -> int:

@@ -30,18 +30,18 @@ def chain_facts(entry: dict, runs: list[dict], now: float, stale_after: float) -
     against the vendor; `runs` newest first."""
     hops = _newest(entry.get("hops"), confirmed_hops(runs, entry.get("path"), entry.get("versionid")))
     facts: dict[str, Any] = {
-        "hops": [], "vendor_date": _number(entry.get("vendor_date")), "vendor_confirmed": None,
+        "hops": [], "vendor_date": number(entry.get("vendor_date")), "vendor_confirmed": None,
         "age_vs_vendor_seconds": None, "upper": None, "upper_stale": False, "vendor_stale": False,
     }
     if not hops:
         return facts
     previous = None
     for hop in hops:
-        synced = _number(hop.get("synced_at"))
+        synced = number(hop.get("synced_at"))
         lag = 0.0 if previous is None else (None if synced is None or previous is None
                                             else max(0.0, synced - previous))
         facts["hops"].append({"name": str(hop.get("name") or "?"), "synced_at": synced,
-                              "published_at": _number(hop.get("published_at")), "lag_seconds": lag,
+                              "published_at": number(hop.get("published_at")), "lag_seconds": lag,
                               "age_seconds": None if synced is None else max(0.0, now - synced)})
         previous = synced
     first, last = facts["hops"][0], facts["hops"][-1]
@@ -77,12 +77,13 @@ def _newest(*chains) -> list[dict]:
     for hops in chains:
         if not isinstance(hops, list) or not hops or not all(isinstance(h, dict) for h in hops):
             continue
-        if not best or (_number(hops[-1].get("synced_at")) or 0) > (_number(best[-1].get("synced_at")) or 0):
+        if not best or (number(hops[-1].get("synced_at")) or 0) > (number(best[-1].get("synced_at")) or 0):
             best = hops
     return best
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A time or count from a record or manifest as a float; None for anything else."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from updmirror.config import Config
 from updmirror.store import Store
 
-from .facts import FRESH, _number, collect_status
+from .facts import FRESH, collect_status
+from .hops import number
 
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The text format generate_latest() writes (names escaped to underscores), which
+#: the server has always announced; CONTENT_TYPE_LATEST now says version 1.0.0.
+METRICS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 def render_metrics(store: Store, cfg: Config, counters: dict, now: float | None = None) -> bytes:
@@ -47,7 +50,7 @@ class _FactsCollector:
             per_index["stale"].add_metric(values, 1.0 if i["stale"] else 0.0)
             for key, field in (("version", "version"), ("age", "age_seconds"), ("files", "files"),
                                ("bytes", "bytes"), ("upstream", "upstream_date")):
-                value = _number(i.get(field))
+                value = number(i.get(field))
                 if value is None and field == "version" and str(i.get(field) or "").isdigit():
                     value = float(i[field])
                 if value is not None:
