@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from updmirror import config
+from updmirror.serve import SERVER_NOTE, add_server_arguments
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
     text = "serve, and sync on the schedule of [mirror] interval"
-    p = sub.add_parser("run", help=text, description=text + ". Each sync runs as its own process "
+    p = sub.add_parser("run", help=text, description=f"{text}. Each sync runs as its own process "
                        "('updmirror sync'); a failed one is logged and retried sooner while the last "
-                       "good snapshot stays served. Stops gracefully on SIGTERM; SIGHUP reloads the "
-                       "allow list, the htpasswd file and the access log. Exit 2 on a configuration "
-                       "error (port in use, missing certificate, unreadable htpasswd).")
-    p.add_argument("-c", "--config", required=True, help="mirror.toml")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: [http] workers, 0 = one per core)")
+                       f"good snapshot stays served. {SERVER_NOTE}")
+    add_server_arguments(p)
     p.set_defaults(func=run_command)
 
 

@@ -25,7 +25,7 @@ the store; it imports neither sync/, folder/ nor the daemon.
 
 from __future__ import annotations
 
-from .commands import quiet_access_logger
+from .commands import SERVER_NOTE, add_server_arguments, quiet_access_logger
 
 
 def serve(cfg, *, workers: int | None = None, schedule=None) -> int:
@@ -36,4 +36,4 @@ def serve(cfg, *, workers: int | None = None, schedule=None) -> int:
     return run_server(cfg, workers=workers, schedule=schedule)
 
 
-__all__ = ["quiet_access_logger", "serve"]
+__all__ = ["SERVER_NOTE", "add_server_arguments", "quiet_access_logger", "serve"]

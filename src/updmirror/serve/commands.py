@@ -15,13 +15,8 @@ log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     text = "serve the current snapshot over HTTP (port 2221)"
-    p = sub.add_parser("serve", help=text, description=text + ". Stops gracefully on SIGTERM; "
-                       "SIGHUP reloads the allow list, the htpasswd file and the access log. "
-                       "Exit 2 on a configuration error (port in use, missing certificate, "
-                       "unreadable htpasswd).")
-    p.add_argument("-c", "--config", required=True, help="mirror.toml")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: [http] workers, 0 = one per core)")
+    p = sub.add_parser("serve", help=text, description=f"{text}. {SERVER_NOTE}")
+    add_server_arguments(p)
     p.set_defaults(func=serve_command)
 
     p = sub.add_parser("passwd", help="add a user or change a password in the htpasswd file",
@@ -32,6 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stdin", action="store_true",
                    help="read the password from the first line of standard input instead of asking twice")
     p.set_defaults(func=run_passwd)
+
+
+#: What every command that starts the server (serve, run) says of it.
+SERVER_NOTE = ("Stops gracefully on SIGTERM; SIGHUP reloads the allow list, the htpasswd file and the "
+               "access log. Exit 2 on a configuration error (port in use, missing certificate, "
+               "unreadable htpasswd).")
+
+
+def add_server_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of a command that starts the server: its configuration and workers."""
+    p.add_argument("-c", "--config", required=True, help="mirror.toml")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: [http] workers, 0 = one per core)")
 
 
 def quiet_access_logger(cfg: config.Config, *, debug: bool = False) -> None:
