@@ -124,7 +124,8 @@ def test_a_client_that_never_reads_cannot_pile_up_responses(tmp_path, free_port)
 
 
 def test_ipv4_clients_of_a_dual_stack_socket_are_judged_as_ipv4(tmp_path, store, free_port):
-    cfg = write_config(tmp_path, store, free_port, allow=["127.0.0.1/32"])
+    log = tmp_path / "access.log"
+    cfg = write_config(tmp_path, store, free_port, allow=["127.0.0.1/32"], access_log=log)
     cfg.write_text(cfg.read_text().replace(f'"127.0.0.1:{free_port}"', f'"[::]:{free_port}"'))
     with InProcessServer(cfg) as server, Client(free_port) as allowed:
         assert allowed.request("/" + EP11_INDEX).status == 200        # arrives as ::ffff:127.0.0.1
@@ -134,6 +135,9 @@ def test_ipv4_clients_of_a_dual_stack_socket_are_judged_as_ipv4(tmp_path, store,
         with Client(free_port, source="127.0.0.2") as refused:
             refused.send(request_bytes("/" + EP11_INDEX, headers={"Connection": "keep-alive"}))
             assert refused.read_response().status == 403
+        # The refused one is answered and closed at once: its address as judged is in the access log.
+        assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 2, 5)
+        assert [line.split()[0] for line in log.read_text().splitlines()] == ["127.0.0.1", "127.0.0.2"]
 
 
 def test_blank_lines_count_toward_the_header_timeout_and_reach_the_access_log(tmp_path, store, free_port,
