@@ -1,19 +1,18 @@
 import os
 import shutil
-import socket
 
 import pytest
 
 import mirrorkit
 import sambakit
+import serverkit
+import tierkit
 import tools
 
 
 @pytest.fixture
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return serverkit.free_port()
 
 
 def pytest_configure(config):
@@ -96,3 +95,17 @@ def synced(store_cache, release_vendor):
         yield m
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def tier_chain(release_vendor, tmp_path):
+    """Builds a chain vendor -> mirrors (tierkit.build_chain's options), closed after the test."""
+    built = []
+
+    def build(**options) -> tierkit.Chain:
+        built.append(tierkit.build_chain(release_vendor[0], tmp_path, **options))
+        return built[-1]
+
+    yield build
+    for chain in built:
+        chain.close()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from updmirror.store.snapshots import Snapshot, Store
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+#: The package under test, for the updmirror processes the tests start.
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 EP11_INDEX = "eset_upd/ep11/dll/update.ver"
 V16_INDEX = "eset_upd/v16/dll/update.ver"
 EP11_AGENT = ("EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP 0.0 NT; "
@@ -24,6 +25,19 @@ EP11_AGENT = ("EEA Update (Windows; U; 64bit; BPC 11.0.2044.0; OS: 10.0.26100 SP
 V16_AGENT = "ESS Update (Windows; U; 64bit; BPC 16.0.22.0; OS: 10.0.19045 SP 0.0 NT; TDB 0; CL 1.1.1)"
 #: A minimal ep11 index, so a test can check which body it got.
 INDEX_BYTES = b"[PERSEUS0]\r\nversionid=1\r\n"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (yet)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def updmirror_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m updmirror ARGS` as an administrator runs it; its output as text."""
+    return subprocess.run([sys.executable, "-m", "updmirror", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=SRC))
 
 
 def publish(root: Path, modules: dict[str, bytes], indexes: dict[str, bytes]) -> Snapshot:

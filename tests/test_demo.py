@@ -4,9 +4,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+from serverkit import SRC
 
 
 def test_demo_runs_vendor_mirror_and_clients_end_to_end(tmp_path, free_port):

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,26 +18,15 @@ from pathlib import Path
 
 import bcrypt
 
+from serverkit import ServerProcess, free_port, updmirror_cli
 from updmirror.store import Store
 from updmirror.vendor.generate import VendorState
 from updmirror.vendor.publish import publish
 from updmirror.vendor.server import VendorServer
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 VENDOR_USER, VENDOR_PASSWORD = "EAV-0123456789", "Pw-9x7Q2mZk"
 TREES = ("ep11",)
 INDEX = "eset_upd/ep11/dll/update.ver"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "updmirror", *args], env=dict(os.environ, PYTHONPATH=SRC),
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass
@@ -59,7 +44,7 @@ class Tier:
     user: str = ""
     password: str = ""
     interval: str = "1h"
-    proc: subprocess.Popen | None = None
+    server: ServerProcess | None = None
 
     def __post_init__(self) -> None:
         self.user = f"lower-of-{self.name}"
@@ -110,33 +95,19 @@ htpasswd = "{self.root / 'htpasswd'}"
 
     def sync(self, *, ok: bool = True) -> dict:
         """One `updmirror sync --json`; its report."""
-        done = run_cli("sync", "--json", "-c", str(self.config_path))
+        done = updmirror_cli("sync", "--json", "-c", str(self.config_path))
         assert (done.returncode == 0) == ok, f"{self.name}: sync exit {done.returncode}: {done.stderr[-2000:]}"
         return json.loads(done.stdout)
 
     def serve(self) -> Tier:
-        assert self.proc is None
-        self.proc = subprocess.Popen([sys.executable, "-m", "updmirror", "serve", "-c", str(self.config_path)],
-                                     env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        until = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                assert time.monotonic() < until and self.proc.poll() is None, f"{self.name}: server did not start"
-                time.sleep(0.1)
+        assert self.server is None
+        self.server = ServerProcess(self.config_path, self.port).wait_ready(30)
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.communicate()
-            self.proc = None
+        if self.server is not None:
+            self.server.stop(30)
+            self.server = None
 
 
 @dataclass

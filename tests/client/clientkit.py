@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from serverkit import SRC
+from serverkit import free_port as closed_port
+from serverkit import updmirror_cli as cli
 from updmirror.client import Client, Endpoint, Source, installed
 from updmirror.vendor.server import VendorServer
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 USER = "EAV-0123456789"
 PASSWORD = "Cl1ent-Pw-77"
 
@@ -73,23 +75,11 @@ def state(dest: Path) -> tuple[int | None, frozenset[tuple[str, str]]]:
     return now.version, frozenset(files)
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def copy_dir(src: Path, dst: Path) -> Path:
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst, symlinks=True)
     return dst
-
-
-def cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "updmirror", *args], input=stdin, capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=SRC))
 
 
 def wait_listening(proc: subprocess.Popen, port: int, what: str, timeout: float = 20) -> None:

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from webkit import basic, check_config, free_port, get, need, self_signed, start, updmirror
+from webkit import basic, check_config, get, need, self_signed, start, updmirror
 
 from mirrorkit import assert_whole, listed_files
+from serverkit import free_port
 from tools import require_tool
 from updmirror.eset.trees import TREES
 from updmirror.serve.auth import set_password

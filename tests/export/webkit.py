@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from serverkit import SRC
 from tools import require_tool
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 NGINX = "/usr/sbin/nginx"
 APACHE = "/usr/sbin/apache2"
 
@@ -34,12 +34,6 @@ def updmirror(*args: str, check: bool = True, timeout: float = 60) -> subprocess
     if check:
         assert done.returncode == 0, done.stderr
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_config(server: str, conf: Path, prefix: Path) -> subprocess.CompletedProcess:

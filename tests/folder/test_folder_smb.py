@@ -16,11 +16,10 @@ import smbclient
 from smbprotocol.exceptions import LogonFailure
 
 from mirrorkit import assert_whole, listed_files
+from serverkit import SRC
 from updmirror.errors import FolderError
 from updmirror.folder import publish_configured
 from updmirror.folder.targets import SmbFolder
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture

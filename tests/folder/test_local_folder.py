@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mirrorkit import assert_whole, listed_files, public_dir
+from serverkit import SRC
 from updmirror.errors import FolderError
 from updmirror.eset.modules import modules
 from updmirror.eset.updatever import UpdateVer
@@ -21,7 +22,6 @@ from updmirror.folder import publish
 from updmirror.folder.record import RECORD_NAME
 from updmirror.folder.targets import LocalFolder
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 HOUR = 3600.0
 
 

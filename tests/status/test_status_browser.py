@@ -226,22 +226,18 @@ def read_png_rows(data: bytes, upto: int) -> tuple[int, list[list[tuple[int, int
     return width, rows
 
 
-def test_chromium_shows_at_the_third_tier_the_age_against_the_vendor_and_each_hops_lag(tmp_path,
-                                                                                       release_vendor):
+def test_chromium_shows_at_the_third_tier_the_age_against_the_vendor_and_each_hops_lag(tmp_path, tier_chain):
     import json
 
     import tierkit
 
-    chain = tierkit.build_chain(release_vendor[0], tmp_path / "chain")
-    try:
-        chain.sync_all()
-        c = chain["C"]
-        facts = json.loads(tierkit.get(c, "status.json"))
-        (index,) = [i for i in facts["indexes"] if i["path"] == tierkit.INDEX]
-        # C asks for Basic credentials, like every mirror of the chain; Chromium sends those of the URL.
-        result = chromium(tmp_path, "--dump-dom", f"http://{c.user}:{c.password}@127.0.0.1:{c.port}/status")
-    finally:
-        chain.close()
+    chain = tier_chain()
+    chain.sync_all()
+    c = chain["C"]
+    facts = json.loads(tierkit.get(c, "status.json"))
+    (index,) = [i for i in facts["indexes"] if i["path"] == tierkit.INDEX]
+    # C asks for Basic credentials, like every mirror of the chain; Chromium sends those of the URL.
+    result = chromium(tmp_path, "--dump-dom", f"http://{c.user}:{c.password}@127.0.0.1:{c.port}/status")
     assert result.returncode == 0 and "</html>" in result.stdout, result.stderr[-2000:]
     page = Page(result.stdout)
     (age,) = page.find("p", **{"class": "vendor-age", "data_path": tierkit.INDEX})

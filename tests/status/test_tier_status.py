@@ -15,25 +15,18 @@ import time
 import pytest
 
 import tierkit
+from serverkit import updmirror_cli
 
 
 @pytest.fixture
-def chain(release_vendor, tmp_path):
-    c = tierkit.build_chain(release_vendor[0], tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
+def chain(tier_chain):
+    return tier_chain()
 
 
 @pytest.fixture
-def short_chain(release_vendor, tmp_path):
+def short_chain(tier_chain):
     """A chain whose lowest mirror counts data older than 2 x 3 s as stale."""
-    c = tierkit.build_chain(release_vendor[0], tmp_path, intervals={"C": "3s"})
-    try:
-        yield c
-    finally:
-        c.close()
+    return tier_chain(intervals={"C": "3s"})
 
 
 def samples(metrics: str, name: str) -> list[tuple[dict, float]]:
@@ -75,11 +68,11 @@ def test_c_shows_its_age_against_the_vendor_and_each_hops_lag(chain):
     assert [v for _, v in lag_samples] == pytest.approx(lags, abs=0.01)
     assert [v for _, v in samples(metrics, "updmirror_upper_mirror_stale")] == [0.0]
 
-    done = tierkit.run_cli("status", "-c", str(chain["C"].config_path))
+    done = updmirror_cli("status", "-c", str(chain["C"].config_path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "against the vendor" in done.stdout
     assert re.search(r"A \(lag 0 s\) -> B \(lag \d+ s\) -> C \(lag \d+ s\)", done.stdout), done.stdout
-    as_json = json.loads(tierkit.run_cli("status", "--json", "-c", str(chain["C"].config_path)).stdout)
+    as_json = json.loads(updmirror_cli("status", "--json", "-c", str(chain["C"].config_path)).stdout)
     assert [h["name"] for h in _index(as_json)["hops"]] == ["A", "B", "C"]
 
 
@@ -97,5 +90,5 @@ def test_c_says_plainly_that_its_upper_mirror_is_stale(short_chain):
 
     metrics = tierkit.get(c, "metrics").decode()
     assert [v for _, v in samples(metrics, "updmirror_upper_mirror_stale")] == [1.0]
-    done = tierkit.run_cli("status", "-c", str(c.config_path))
+    done = updmirror_cli("status", "-c", str(c.config_path))
     assert done.returncode == 1 and "its upper mirror B is stale" in done.stdout, done.stdout

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import vendor_real
 from mirrorkit import assert_whole
+from serverkit import SRC
 from updmirror import config
 from updmirror.eset.modules import modules
 from updmirror.eset.trees import TREES
@@ -29,7 +30,6 @@ USER = "EAV-0123456789"
 PASSWORD = "Pw-9x7Q2mZk"
 #: Where the real 2021 index is published (eset_upd/v9/update.ver).
 VENDOR_PATH = TREES[vendor_real.INDEX_TREE].index_paths()[0]
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @dataclass
@@ -128,12 +128,6 @@ def assert_snapshot_complete(store: Store) -> None:
             f = snap.tree / m.path.lstrip("/")
             assert f.is_file(), f"{m.path} listed by {entry['path']} is missing"
             assert_whole(f.read_bytes(), m.size, m.path)
-
-
-def port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mirror_toml(tmp: Path, upstream_url: str, trees=(vendor_real.INDEX_TREE,), upstream: str = "",

@@ -7,15 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from synckit import PASSWORD, assert_snapshot_complete
 
 from diskkit import fill, inject, small_disk
+from serverkit import SRC
 from updmirror.store.records import RUNS_FILE
 from updmirror.vendor.publish import publish
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def cli(setup, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -19,10 +19,10 @@ from synckit import PASSWORD, USER, VENDOR_PATH, mirror_toml, served_index, sync
 
 import vendor_real
 from rarkit import archive, path_without_extractors, require_extractor
+from serverkit import SRC
 from updmirror.store import Store
 from updmirror.vendor.server import VendorServer
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 SECTIONS = ["RA2", "SSL2"]
 HINT = "install a RAR extractor: apt-get install libarchive-tools (bsdtar)"
 

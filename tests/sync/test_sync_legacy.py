@@ -13,10 +13,10 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from synckit import assert_snapshot_complete
 
+from serverkit import SRC
 from updmirror.cli import main
 from updmirror.eset.modules import is_module_section, modules
 from updmirror.eset.updatever import UpdateVer
@@ -24,7 +24,6 @@ from updmirror.status import collect_status, render_page
 from updmirror.store.records import read_runs
 from updmirror.sync.engine import run_sync
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 INDEX = "eset_upd/v5/update.ver"
 DSA_ONLY = ["SELFDEFENSE0", "SELFDEFENSE1", "SELFDEFENSE2", "SELFDEFENSE640", "SELFDEFENSE641", "SELFDEFENSE642"]
 STRICT = 'unverifiable = "refuse"'

@@ -10,10 +10,10 @@ upstream serves that index cut to their sections (tests/vendor_real.py).
 from __future__ import annotations
 
 import pytest
-from synckit import PASSWORD, USER, VENDOR_PATH, mirror_toml, port, served_index, sync
+from synckit import PASSWORD, USER, VENDOR_PATH, mirror_toml, served_index, sync
 
 import vendor_real
-from serverkit import ServerProcess, get
+from serverkit import ServerProcess, free_port, get
 from updmirror import config
 from updmirror.errors import ConfigError
 from updmirror.eset.modules import modules
@@ -43,7 +43,7 @@ def test_vendor_layout_of_real_files_is_published_and_served_byte_for_byte(tmp_p
     www = tmp_path / "vendor"
     seen = vendor_real.vendor_layout(www, TREE, SECTIONS)
     with VendorServer(www, USER, PASSWORD) as srv:
-        http_port = port()
+        http_port = free_port()
         cfg = mirror_toml(tmp_path, srv.url, http_port=http_port)
         report = sync(cfg)
         assert report.ok, report.message
@@ -61,7 +61,7 @@ def test_vendor_layout_of_real_files_is_published_and_served_byte_for_byte(tmp_p
 
 def test_product_mirror_of_real_files_is_detected_published_and_served_byte_for_byte(tmp_path, product_mirror):
     srv, seen = product_mirror
-    http_port = port()
+    http_port = free_port()
     cfg = mirror_toml(tmp_path, srv.url, http_port=http_port)
     report = sync(cfg)
     assert report.ok, report.message
@@ -142,7 +142,7 @@ def test_the_next_sync_asks_the_product_mirror_first_and_conditionally(tmp_path,
 def mirror_a(tmp_path, product_mirror):
     """Mirror A, synced from the product's mirror and served by `updmirror serve`: its URL."""
     srv, _ = product_mirror
-    a_port = port()
+    a_port = free_port()
     a_cfg = mirror_toml(tmp_path, srv.url, http_port=a_port, name="a")
     assert sync(a_cfg).ok
     with ServerProcess(a_cfg, a_port):

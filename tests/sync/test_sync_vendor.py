@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from synckit import PASSWORD, assert_snapshot_complete
 
+from serverkit import SRC
 from updmirror.errors import LockedError
 from updmirror.eset.trees import TREES
 from updmirror.store import StoreLock
@@ -19,8 +20,6 @@ from updmirror.sync.engine import run_sync
 from updmirror.vendor.faults import Fault
 from updmirror.vendor.generate import VendorState
 from updmirror.vendor.publish import publish
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def sync(setup, **kw):

@@ -20,21 +20,13 @@ from updmirror.store.tiers import TIER_MANIFEST_PATH
 
 
 @pytest.fixture
-def chain(release_vendor, tmp_path):
-    c = tierkit.build_chain(release_vendor[0], tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
+def chain(tier_chain):
+    return tier_chain()
 
 
 @pytest.fixture
-def pair(release_vendor, tmp_path):
-    c = tierkit.build_chain(release_vendor[0], tmp_path, names=("A", "B"))
-    try:
-        yield c
-    finally:
-        c.close()
+def pair(tier_chain):
+    return tier_chain(names=("A", "B"))
 
 
 def test_lower_mirrors_keep_unchanged_files_on_the_manifest_without_reading_them(chain):
@@ -180,21 +172,18 @@ def test_a_manifest_of_another_index_than_served_is_refused_after_one_more_look(
     assert pair["B"].store.current() is None
 
 
-def test_a_store_from_before_digests_hashes_its_files_once(release_vendor, tmp_path):
-    c = tierkit.build_chain(release_vendor[0], tmp_path, names=("A",))
-    try:
-        a = c["A"]
-        a.sync()
-        snap = a.store.current()
-        manifest_file = snap.dir / "manifest.json"
-        manifest = json.loads(manifest_file.read_text())
-        del manifest["sha256"]                      # as an older updmirror wrote it
-        manifest_file.write_text(json.dumps(manifest))
-        c.release()
-        upgraded = a.sync()
-        assert upgraded["files_hashed"] == upgraded["files_fetched"] + upgraded["files_reused"]
-        c.release()
-        after = a.sync()
-        assert (after["files_hashed"], after["bytes_hashed"]) == (after["files_fetched"], after["bytes_fetched"])
-    finally:
-        c.close()
+def test_a_store_from_before_digests_hashes_its_files_once(tier_chain):
+    c = tier_chain(names=("A",))
+    a = c["A"]
+    a.sync()
+    snap = a.store.current()
+    manifest_file = snap.dir / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["sha256"]                      # as an older updmirror wrote it
+    manifest_file.write_text(json.dumps(manifest))
+    c.release()
+    upgraded = a.sync()
+    assert upgraded["files_hashed"] == upgraded["files_fetched"] + upgraded["files_reused"]
+    c.release()
+    after = a.sync()
+    assert (after["files_hashed"], after["bytes_hashed"]) == (after["files_fetched"], after["bytes_fetched"])

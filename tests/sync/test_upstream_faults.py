@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from synckit import PASSWORD, assert_snapshot_complete
 
 from diskkit import need
+from serverkit import SRC
+from serverkit import free_port as closed_port
 from updmirror.serve import tables
 from updmirror.status import collect_status
 from updmirror.sync.engine import run_sync
@@ -26,14 +26,7 @@ from updmirror.vendor.faults import Fault
 from updmirror.vendor.publish import publish
 from updmirror.vendor.server import ESCAPES
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 OTHER_KEY = "0123456789ABCDEF0123456789ABCDEF01234567"
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wrong_password(text: str, setup) -> str:
