@@ -140,12 +140,12 @@ class Demo:
             self.console.print(release.summary())
             report = await self._sync(cfg, f"second sync of {MIRROR}: only what the release changed")
             await self._sync(cfg, f"third sync of {MIRROR}: nothing changed upstream (one request per index)")
-            await asyncio.sleep(1.5)   # the server notices the new snapshot within a second
+            await self._wait_serving(self.port, report.published)
             tier = await self._sync(branch_cfg, f"second sync of {BRANCH}: planned from {MIRROR}'s manifest")
             self.console.print(f"  {tier.files_confirmed_by_manifest} file(s) kept on the manifest's word without "
                                f"reading them; {tier.files_fetched} new file(s) fetched and verified with "
                                f"{BRANCH}'s own pinned key ({tier.bytes_hashed:,} bytes hashed)")
-            await asyncio.sleep(1.5)
+            await self._wait_serving(self.branch_port, tier.published)
             after = await self._clients(base, CLIENTS, state.fingerprint, legacy, "clients update again")
             newer = sum(1 for k in after if (after[k] or 0) > (versions.get(k) or 0))
             self.say(f"{newer} of {len(after)} clients got a newer version; the mirror fetched "
@@ -231,6 +231,28 @@ workers = 1
                 time.sleep(0.1)
         self._stop_server(server)
         raise UpdmirrorError(f"the mirror server did not listen on 127.0.0.1:{port} within 20 s")
+
+    async def _wait_serving(self, port: int, snapshot: str | None) -> None:
+        """Until the server on `port` serves `snapshot` (it looks for a new one about
+        once a second), read from its tier manifest; at most 10 s."""
+        if snapshot is None:
+            return
+        import urllib.request
+
+        from updmirror.store.tiers import TIER_MANIFEST_PATH
+
+        url = f"http://127.0.0.1:{port}/{TIER_MANIFEST_PATH}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:   # noqa: S310 - loopback
+                    if json.loads(resp.read()).get("snapshot") == snapshot:
+                        return
+            except (OSError, ValueError):
+                pass
+            await asyncio.sleep(0.1)
+        raise UpdmirrorError(f"the mirror server on 127.0.0.1:{port} did not serve snapshot {snapshot} "
+                             "within 10 s")
 
     @staticmethod
     def _stop_server(server: subprocess.Popen | None) -> None:
