@@ -336,9 +336,10 @@ class VendorServer:
                 headers["Content-Range"] = f"bytes */{body.size}"
                 return self._simple(request, 416, headers=headers)
             if parsed is not None:
-                start, end = parsed[0], parsed[1] + 1
+                first, last = parsed            # inclusive, as Content-Range says it
+                start, end = first, last + 1
                 status = 206
-                headers["Content-Range"] = f"bytes {start}-{end - 1}/{body.size}"
+                headers["Content-Range"] = f"bytes {first}-{last}/{body.size}"
         encode = (self.gzip and status == 200 and "gzip" in request.headers.get("Accept-Encoding", "").lower()
                   and not ({"truncate", "stall", "slow"} & kinds.keys()))
         resp = web.StreamResponse(status=status, headers=headers)
