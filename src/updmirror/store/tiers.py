@@ -10,9 +10,9 @@ last confirmed the index against its own upstream) and `published_at` (when
 it published this version). A mirror is a relay, never a source of trust:
 a lower mirror still verifies every new file against its own pinned keys.
 
-The file is written into each snapshot's tree, so nginx, Apache and the
-shared folder serve it as they serve the indexes (with the hops as of the
-publish). The integrated server serves it refreshed: a sync that finds
+The file is written into each snapshot's tree, so the exported nginx and
+Apache configurations serve it as they serve the indexes (with the hops as
+of the publish; the shared folder does not carry it). The integrated server serves it refreshed: a sync that finds
 nothing new publishes no snapshot, yet it confirms the chain anew, and its
 run record holds the hops it saw; `served_tier_manifest` puts the newest
 confirming run's hops in. Without that, a quiet vendor would make every
