@@ -144,7 +144,10 @@ def plan_with_manifest(files: FilePlan, manifest: UpperManifest, known_sha256: C
     confirmed = 0
     for module in files.reuse:
         size, digest = manifest.files[module.path]
-        if pool_size(module.path) == size and known_sha256(module.path) == digest:
+        # plan_files kept it for holding size= bytes (check_modules: the manifest's
+        # size too); only a section without size= needs the pool file's own size.
+        held = module.size if module.size is not None else pool_size(module.path)
+        if held == size and known_sha256(module.path) == digest:
             plan.reuse.append(module)
             confirmed += 1
         else:
