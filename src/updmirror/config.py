@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from updmirror.errors import ConfigError
 from updmirror.eset.trees import CHANNELS, TREES
 from updmirror.unc import is_valid_name, parse_account, parse_share
-from updmirror.upstream.settings import LAYOUTS, UpstreamConfig
+from updmirror.upstream.settings import ANNOUNCE_MODES, LAYOUTS, UpstreamConfig
 
 DEFAULT_PORT = 2221
 VENDOR_FINGERPRINT = "A9EBA18B69CA83765FBD72139BD8A6AFB8C9B029"
@@ -100,6 +100,8 @@ class HttpConfig:
     max_connections: int = 20000
     #: ... of them from one client address (an IPv6 /64), so no one takes them all.
     max_connections_per_address: int = 1000
+    #: Lower mirrors' announcement requests held open at once (each costs a few KB).
+    announce_waiters: int = 2000
     status_access: str = "allow"   # allow | admin
     admin_users: tuple[str, ...] = ()
     access_log: Path | None = None
@@ -194,6 +196,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "parallel": Key("integer", low=1, high=64),
         "retries": Key("integer", low=0, high=20),
         "allowed_hosts": Key("strs"),
+        "announce": Key("choice", choices=ANNOUNCE_MODES),
+        "announce_jitter": Key("number", low=0.0, high=600.0),
     }),
     "mirror": _with_defaults(MirrorConfig, {
         "root": Key("str"),
@@ -225,6 +229,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "workers": Key("integer", low=0, high=64),
         "max_connections": Key("integer", low=1),
         "max_connections_per_address": Key("integer", low=1),
+        "announce_waiters": Key("integer", low=0),
         "status_access": Key("choice", choices=STATUS_ACCESS),
         "admin_users": Key("strs"),
         "access_log": Key("opt_str"),
@@ -316,6 +321,8 @@ def _upstream(t: _Table, base: Path) -> UpstreamConfig:
         retries=t.value("retries"),
         allowed_hosts=tuple(h.lower() for h in t.value("allowed_hosts")),
         layout=t.value("layout"),
+        announce=t.value("announce"),
+        announce_jitter=t.value("announce_jitter"),
     )
 
 
@@ -400,6 +407,7 @@ def _http(t: _Table, base: Path, mirror: MirrorConfig) -> HttpConfig:
         workers=t.value("workers"),
         max_connections=t.value("max_connections"),
         max_connections_per_address=t.value("max_connections_per_address"),
+        announce_waiters=t.value("announce_waiters"),
         status_access=status_access,
         admin_users=tuple(t.value("admin_users")),
         access_log=_path(base, access_log) if access_log else None,

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and ask upstream unconditionally")
     p.set_defaults(func=run)
 
-    text = "serve, and sync on the schedule of [mirror] interval"
+    text = ("serve, and sync on the schedule of [mirror] interval, and as soon as an upper "
+            "updmirror announces a new snapshot")
     p = sub.add_parser("run", help=text, description=f"{text}. Each sync runs as its own process "
                        "('updmirror sync'); a failed one is logged and retried sooner while the last "
                        f"good snapshot stays served. {SERVER_NOTE}")
@@ -73,6 +74,7 @@ def run_command(args: argparse.Namespace) -> int:
     from updmirror.store import Store
     from updmirror.sync import check_extractor
 
+    from .announce import AnnounceWatcher, announce_url
     from .process import sync_in_child
     from .schedule import first_delay, sync_forever
 
@@ -87,7 +89,22 @@ def run_command(args: argparse.Namespace) -> int:
     def sync():
         return sync_in_child(config_path, debug=debug, quiet=quiet)
 
+    def last_synced() -> float | None:
+        newest = Store(cfg.mirror.root).current()
+        return newest.created if newest else None
+
     async def schedule(stop: asyncio.Event) -> None:
-        await sync_forever(sync, cfg.mirror.interval, stop, delay=delay)
+        # An upper updmirror's announcements make a sync come sooner; the timer stays.
+        wake = asyncio.Event()
+        watcher = None
+        if announce_url(cfg) is not None:
+            watch = AnnounceWatcher(cfg, wake, last_synced=last_synced)
+            watcher = asyncio.create_task(watch.run(stop))
+        try:
+            await sync_forever(sync, cfg.mirror.interval, stop, delay=delay, wake=wake)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
 
     return serve(cfg, workers=args.workers, schedule=schedule)

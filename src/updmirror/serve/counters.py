@@ -20,6 +20,11 @@ kilobytes, whatever the number of clients.
     bytes_sent         response bytes (headers and bodies) since start
     responses          {"1xx": n, "2xx": n, "3xx": n, "4xx": n, "5xx": n}
     clients            distinct client addresses since start (approximate)
+
+Besides the counters, each worker writes a digest of the snapshot it serves
+(`Slot.serving`) the moment it switches, so that the worker answering the
+lower mirrors' announcement requests can wait until every worker serves the
+new snapshot (`Counters.all_serving`) before telling them to sync.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ BITMAP_BITS = 1 << 16
 _BITMAP_BYTES = BITMAP_BITS // 8
 _SLOT_BYTES = len(FIELDS) * 8 + _BITMAP_BYTES
 _HEADER = struct.Struct("<dQ")   # started, workers
+_DIGEST = struct.Struct("<Q")
+
+
+def snapshot_digest(snapshot_id: str | None) -> int:
+    """The 64 bits a worker writes for the snapshot it serves (0: none)."""
+    if snapshot_id is None:
+        return 0
+    return int.from_bytes(hashlib.blake2b(snapshot_id.encode(), digest_size=8).digest(), "little") or 1
 
 
 class Counters:
@@ -50,7 +63,7 @@ class Counters:
 
     def __init__(self, workers: int, started: float | None = None):
         self.workers = workers
-        self._mem = mmap.mmap(-1, _HEADER.size + workers * _SLOT_BYTES)
+        self._mem = mmap.mmap(-1, _HEADER.size + workers * (_SLOT_BYTES + _DIGEST.size))
         self.started = time.time() if started is None else started
         _HEADER.pack_into(self._mem, 0, self.started, workers)
         #: Password guesses per address (and user), shared by every worker.
@@ -59,7 +72,15 @@ class Counters:
     def slot(self, index: int) -> Slot:
         if not 0 <= index < self.workers:
             raise IndexError(f"worker slot {index} outside 0..{self.workers - 1}")
-        return Slot(self._mem, _HEADER.size + index * _SLOT_BYTES)
+        return Slot(self._mem, _HEADER.size + index * _SLOT_BYTES,
+                    _HEADER.size + self.workers * _SLOT_BYTES + index * _DIGEST.size)
+
+    def all_serving(self, snapshot_id: str | None) -> bool:
+        """Whether every worker slot says it serves `snapshot_id` now."""
+        want = snapshot_digest(snapshot_id)
+        base = _HEADER.size + self.workers * _SLOT_BYTES
+        return all(_DIGEST.unpack_from(self._mem, base + i * _DIGEST.size)[0] == want
+                   for i in range(self.workers))
 
     def snapshot(self) -> dict:
         totals = [0] * len(FIELDS)
@@ -96,11 +117,11 @@ def estimate_distinct(set_bits: int, bits: int) -> int:
 class Slot:
     """One worker's counters; plain attributes on the hot path."""
 
-    __slots__ = ("_mem", "_base", "connections_open", "connections_total", "requests_total",
+    __slots__ = ("_mem", "_base", "_digest_at", "connections_open", "connections_total", "requests_total",
                  "bytes_sent", "responses", "_bitmap")
 
-    def __init__(self, mem: mmap.mmap, base: int):
-        self._mem, self._base = mem, base
+    def __init__(self, mem: mmap.mmap, base: int, digest_at: int):
+        self._mem, self._base, self._digest_at = mem, base, digest_at
         self.connections_open = self.connections_total = self.requests_total = self.bytes_sent = 0
         self.responses = [0] * 6          # index: status // 100
         self._bitmap = bytearray(_BITMAP_BYTES)
@@ -108,6 +129,10 @@ class Slot:
     def saw_client(self, address: str) -> None:
         h = zlib.crc32(address.encode()) % BITMAP_BITS
         self._bitmap[h >> 3] |= 1 << (h & 7)
+
+    def serving(self, snapshot_id: str | None) -> None:
+        """Say at once (not at the next flush) which snapshot this worker serves."""
+        _DIGEST.pack_into(self._mem, self._digest_at, snapshot_digest(snapshot_id))
 
     def flush(self) -> None:
         r = self.responses

@@ -32,6 +32,7 @@ from updmirror.eset.modules import normalise_path
 from updmirror.httpfacts import content_type, parse_basic, parse_http_date
 
 from .allow import client_key
+from .announce import ANNOUNCE_PATH
 from .basic import CHALLENGE
 from .httpcore import (
     MAX_HEAD,
@@ -40,6 +41,7 @@ from .httpcore import (
     STATUS_LINES,
     HttpError,
     Request,
+    connection_header,
     error_response,
     etag_matches,
     parse_head,
@@ -71,8 +73,6 @@ STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metri
 TIER_MANIFEST = b"/updmirror/manifest.json"
 _TIER_MANIFEST_TYPE = content_type(TIER_MANIFEST.decode()).encode()
 _ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
-_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
-_CLOSE = b"Connection: close\r\n"
 _RETRY_SOON = b"Retry-After: 5\r\n"
 
 #: Never through a symlink: a tampered store must not lead a request out of it.
@@ -142,6 +142,7 @@ class Connection(asyncio.Protocol):
         self.closing = True
         w = self.w
         w.connections.discard(self)
+        w.announce.forget(self)
         w.slot.connections_open -= 1
         left = w.per_address.pop(self.addr_key) - 1
         if left:
@@ -158,7 +159,8 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         # Keep the half-closed connection until what was asked is answered.
         self.peer_eof = True
-        if not self.busy and not self.buf:
+        if (not self.busy and not self.buf) or self.w.announce.hung_up(self):
+            # (A lower mirror waiting for an announcement that closes has gone away.)
             self.closing = True
             return False
         return True
@@ -366,7 +368,7 @@ class Connection(asyncio.Protocol):
         body, ctype = answer
         head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: " + ctype
                 + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\n" + _connection(req) + b"\r\n")
+                + b"\r\n" + connection_header(req) + b"\r\n")
         self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
 
     def _tier_manifest(self, req: Request) -> bool:
@@ -381,13 +383,16 @@ class Connection(asyncio.Protocol):
             return False
         head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: " + _TIER_MANIFEST_TYPE
                 + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\n" + _connection(req) + b"\r\n")
+                + b"\r\n" + connection_header(req) + b"\r\n")
         self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
         return True
 
     def _serve_file(self, req: Request, after_switch: bool = False) -> None:
         tables = self.w.tables
         path = req.path
+        if path == ANNOUNCE_PATH:
+            self.w.announce.request(self, req)
+            return
         if path == TIER_MANIFEST and self._tier_manifest(req):
             return
         if path in ROUTED_PATHS:
@@ -459,7 +464,7 @@ class Connection(asyncio.Protocol):
                 length = b"Content-Length: %d\r\nContent-Range: bytes %d-%d/%d\r\n" % (
                     count, start, span[1], size)
         head = (STATUS_LINES[status] + SERVER + w.date.get() + entry.headers + length
-                + _connection(req) + b"\r\n")
+                + connection_header(req) + b"\r\n")
         if req.method == b"HEAD" or count == 0:
             self._finish(req, status, head, 0)
             self._remember(req, status, head, 0)
@@ -630,7 +635,7 @@ class Connection(asyncio.Protocol):
 
     def _not_modified(self, req: Request, entry: FileEntry) -> None:
         head = (STATUS_LINES[304] + SERVER + self.w.date.get() + b"ETag: " + entry.etag
-                + b"\r\nLast-Modified: " + entry.last_modified + b"\r\n" + _connection(req) + b"\r\n")
+                + b"\r\nLast-Modified: " + entry.last_modified + b"\r\n" + connection_header(req) + b"\r\n")
         self._finish(req, 304, head, 0)
         self._remember(req, 304, head, 0)
 
@@ -700,12 +705,6 @@ class _FileSend:
         self.req, self.status, self.file = req, status, f
         self.offset, self.remaining, self.count = offset, count, count
         self.head_len, self.waiting = head_len, False
-
-
-def _connection(req: Request) -> bytes:
-    if not req.keep_alive:
-        return _CLOSE
-    return _KEEP_ALIVE_10 if req.version == 10 else b""
 
 
 def clean_path(raw: bytes) -> bytes | None:

@@ -32,6 +32,7 @@ from updmirror.store.tiers import served_tier_manifest
 from . import tables as tables_mod
 from .accesslog import AccessLog
 from .allow import AllowList
+from .announce import Announcements, worker_share
 from .auth import GuessLimit, Htpasswd
 from .capacity import capacity, open_files_limit
 from .counters import Counters
@@ -131,6 +132,9 @@ class Worker:
         #: Why `current` cannot be followed, while it cannot.
         self.pointer_problem: str | None = None
         self.tables, self.pointer_problem = self._load(None)
+        self.slot.serving(self.tables.current_id)
+        #: Lower mirrors waiting for the next snapshot (GET /updmirror/announce).
+        self.announce = Announcements.for_worker(self)
         self._build: asyncio.Task | None = None
         #: The link whose tables failed to build; the once-a-second check retries it.
         self._failed_link: str | None = None
@@ -149,6 +153,8 @@ class Worker:
         self.cfg = cfg
         # Remembered answers were given under the old settings.
         self.memo = ResponseMemo(enabled=self.auth is None)
+        if getattr(self, "announce", None) is not None:
+            self.announce.limit = worker_share(cfg.http.announce_waiters, self.counters.workers)
 
     # -- running ------------------------------------------------------------------
     async def run(self, *, handle_signals: bool = True, ready: Any = None) -> None:
@@ -190,6 +196,7 @@ class Worker:
         self._pause_accepting()
         for sock in self.sockets:
             sock.close()
+        self.announce.release_all()
         for conn in list(self.connections):
             conn.shut()
         until = time.monotonic() + SHUTDOWN_GRACE
@@ -346,6 +353,7 @@ class Worker:
         self._failed_link = None
         changed = new.current_id != self.tables.current_id
         self.tables = new
+        self.slot.serving(new.current_id)
         self.memo.renew()
         self.link = link
         was, self.pointer_problem = self.pointer_problem, problem
@@ -356,6 +364,8 @@ class Worker:
             log.warning("worker %d: the store's current pointer is good again", self.index)
         if changed or (problem is None and was is not None):
             self._log_serving()
+        if changed:
+            self.announce.switched()
 
     def _warn_pointer(self) -> None:
         self.problems.log(logging.ERROR, "pointer", "worker %d: the store's current pointer is broken: %s; "

@@ -30,6 +30,8 @@ from .snapshots import Snapshot, Store
 
 #: Where the manifest is, relative to the served tree's root.
 TIER_MANIFEST_PATH = "updmirror/manifest.json"
+#: Where a lower mirror waits for this mirror's next snapshot (serve/announce.py).
+ANNOUNCE_PATH = "updmirror/announce"
 FORMAT = "updmirror-tier-manifest"
 VERSION = 1
 #: The most bytes a lower mirror reads of an upper mirror's manifest (some

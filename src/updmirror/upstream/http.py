@@ -165,6 +165,34 @@ class HttpUpstream(Upstream):
 
     # -- one attempt -------------------------------------------------------
 
+    async def long_poll(self, url: str, wait: float, max_bytes: int) -> bytes:
+        """One GET that the server may hold open for up to `wait` seconds
+        (an upper mirror's announcements); its body, at most `max_bytes`.
+
+        One attempt, no retries: the caller decides when to ask again. Raises
+        the same errors as fetch_index (AuthError, NotFoundError, ...).
+        """
+        shown = self._check_url(url)
+        timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.cfg.connect_timeout,
+                                        sock_read=wait + self.cfg.stall_timeout)
+        try:
+            async with self._get(url, shown, {}, timeout=timeout) as resp:
+                self._check_status(resp, shown)
+                length = _content_length(resp, shown)
+                if length is not None and length > max_bytes:
+                    raise TooLargeError(f"{shown}: {length} bytes (Content-Length), more than the "
+                                        f"{max_bytes} bytes an announcement may hold")
+                body = bytearray()
+                while chunk := await resp.content.read(max_bytes + 1 - len(body)):
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise TooLargeError(f"{shown}: more than the {max_bytes} bytes an "
+                                            "announcement may hold")
+                self.stats.bytes += len(body)
+                return bytes(body)
+        except _Transient as failure:
+            raise failure.error from None
+
     def _check_url(self, url: str) -> str:
         shown = redact.url(url)
         parts = urlsplit(url)
@@ -176,8 +204,8 @@ class HttpUpstream(Upstream):
         return shown
 
     @asynccontextmanager
-    async def _get(self, url: str, shown: str, headers: dict[str, str]
-                   ) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def _get(self, url: str, shown: str, headers: dict[str, str], *,
+                   timeout: aiohttp.ClientTimeout | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
         """One GET, with every client-side failure turned into an error that names the URL."""
         host = (urlsplit(url).hostname or "").lower()
         if self._authorization and host in self._trusted_hosts:
@@ -186,8 +214,9 @@ class HttpUpstream(Upstream):
             headers = {**headers, hdrs.AUTHORIZATION: self._authorization}
         self.stats.requests += 1
         try:
+            extra = {"timeout": timeout} if timeout is not None else {}
             async with self._session.get(url, headers=headers, proxy=self.cfg.proxy,
-                                         max_redirects=MAX_REDIRECTS) as resp:
+                                         max_redirects=MAX_REDIRECTS, **extra) as resp:
                 yield resp
         except aiohttp.TooManyRedirects:
             raise UpstreamError(f"{shown}: more than {MAX_REDIRECTS} redirects; "

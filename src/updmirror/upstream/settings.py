@@ -14,6 +14,8 @@ from updmirror.eset.trees import user_agent
 DEFAULT_USER_AGENT = user_agent("ep11", mirror=True)
 #: Where the upstream keeps its indexes: found out per sync, or forced.
 LAYOUTS = ("auto", "vendor", "product-mirror")
+#: Whether `updmirror run` listens for an upper updmirror's announcements of new snapshots.
+ANNOUNCE_MODES = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,9 @@ class UpstreamConfig:
     allowed_hosts: tuple[str, ...] = ()
     #: "vendor": eset_upd/<tree>/...; "product-mirror": update.ver / dll/update.ver at the URL.
     layout: str = "auto"
+    #: "auto": hold a request open on an upper updmirror and sync as soon as it
+    #: publishes (the vendor has no such thing; asked again now and then); "off".
+    announce: str = "auto"
+    #: Seconds: a lower mirror waits a random part of this after an announcement,
+    #: so that hundreds of them do not all ask in the same millisecond.
+    announce_jitter: float = 2.0
