@@ -44,6 +44,9 @@ class Tier:
     user: str = ""
     password: str = ""
     interval: str = "1h"
+    #: "serve" (synced by `sync()`), or "run": the daemon, which syncs by itself.
+    command: str = "serve"
+    workers: int = 1
     server: ServerProcess | None = None
 
     def __post_init__(self) -> None:
@@ -88,7 +91,7 @@ legacy_key_ids = ["{self.legacy_key_id}"]
 
 [http]
 listen = ["127.0.0.1:{self.port}"]
-workers = 1
+workers = {self.workers}
 auth = "basic"
 htpasswd = "{self.root / 'htpasswd'}"
 """)
@@ -101,7 +104,7 @@ htpasswd = "{self.root / 'htpasswd'}"
 
     def serve(self) -> Tier:
         assert self.server is None
-        self.server = ServerProcess(self.config_path, self.port).wait_ready(30)
+        self.server = ServerProcess(self.config_path, self.port, command=self.command).wait_ready(30)
         return self
 
     def stop(self) -> None:
@@ -140,10 +143,12 @@ class Chain:
 
 
 def build_chain(pristine_vendor: Path, work: Path, names=("A", "B", "C"),
-                intervals: dict[str, str] | None = None) -> Chain:
+                intervals: dict[str, str] | None = None, command: str = "serve",
+                workers: int = 1) -> Chain:
     """The vendor (a copy of `pristine_vendor`) and mirrors `names`, each
     served (not synced yet) and configured to sync from the one above;
-    `intervals`: [mirror] interval by name (1h by default)."""
+    `intervals`: [mirror] interval by name (1h by default); `command`:
+    "run" for daemons that sync by themselves; `workers`: each one's."""
     vendor_root = work / "vendor"
     shutil.copytree(pristine_vendor, vendor_root)
     state = VendorState.load(vendor_root)
@@ -153,7 +158,7 @@ def build_chain(pristine_vendor: Path, work: Path, names=("A", "B", "C"),
     try:
         for name in names:
             tier = Tier(name, work / name, url, user, password, state.fingerprint, state.other_fingerprint[-16:],
-                        interval=(intervals or {}).get(name, "1h"))
+                        interval=(intervals or {}).get(name, "1h"), command=command, workers=workers)
             tiers.append(tier.serve())
             url, user, password = tier.url, tier.user, tier.password
     except BaseException:

@@ -85,10 +85,18 @@ class AnnounceWatcher:
         from updmirror.upstream import HttpUpstream
 
         upstream = HttpUpstream(self.cfg.upstream)
+        # Stopping must not wait for the upper mirror to answer a held request.
+        watching = asyncio.create_task(self._watch(upstream, stop))
+        stopped = asyncio.create_task(stop.wait())
         try:
-            await self._watch(upstream, stop)
+            await asyncio.wait({watching, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in (watching, stopped):
+                task.cancel()
+            await asyncio.gather(watching, stopped, return_exceptions=True)
             await upstream.close()
+        if not watching.cancelled() and watching.exception() is not None:
+            raise watching.exception()
 
     async def _watch(self, upstream, stop: asyncio.Event) -> None:
         failures = 0
