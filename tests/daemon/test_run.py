@@ -99,7 +99,9 @@ def test_each_sync_is_a_child_process_that_stops_with_the_daemon(tmp_path, free_
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        cfg = write_config(tmp_path, store, free_port, mirror={"interval": "1h"})
+        # (Announcements off: the supervisor's own request would be the first connection.)
+        cfg = write_config(tmp_path, store, free_port, mirror={"interval": "1h"},
+                           upstream={"announce": "off"})
         cfg.write_text(cfg.read_text().replace("http://127.0.0.1:9/",
                                                f"http://127.0.0.1:{silent.getsockname()[1]}/"))
         server = ServerProcess(cfg, free_port, command="run").wait_ready()
