@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +22,9 @@ def test_demo_runs_vendor_mirror_and_clients_end_to_end(tmp_path, free_port):
     assert "branch-mirror serving on http://127.0.0.1:" in out
     assert "3 of 3 branch-office clients got a newer version" in out
     assert "kept on the manifest's word without reading them" in out
+    # ... by its daemon, woken by the first mirror's announcement, not by its hourly schedule.
+    assert "hears of mirror-1's new snapshot (GET /updmirror/announce)" in out
+    assert re.search(r"served by branch-mirror \d+\.\d s after mirror-1 published it", out), out
     assert "vendor -> mirror-1 (synced " in out and " -> branch-mirror (synced " in out
     assert " old against the vendor" in out
     assert f"status pages: http://127.0.0.1:{free_port}/status and http://127.0.0.1:" in out

@@ -2,11 +2,13 @@
 
 A simulated vendor (signed synthetic repository, Basic authentication), a
 mirror that syncs from it and serves on port 2221, a second-tier mirror
-that replicates from that mirror (planning from its manifest) and serves on
-the next port, and endpoints updating from each; then the vendor releases a
-new build, both mirrors sync only what changed, and the endpoints update
-again. Each mirror's status page shows the chain of hops and its age
-against the vendor.
+(an `updmirror run` daemon) that replicates from that mirror, planning from
+its manifest, and serves on the next port, and endpoints updating from
+each; then the vendor releases a new build, the mirror syncs only what
+changed, the second-tier mirror hears of it by the mirror's announcement
+(not by its hourly schedule) and syncs within seconds, and the endpoints
+update again. Each mirror's status page shows the chain of hops and its
+age against the vendor.
 """
 
 from __future__ import annotations
@@ -127,8 +129,9 @@ class Demo:
             self.mirror = self._start_server(self.config_path, self.port)
             self.say(f"{MIRROR} serving on {base} (status page: {base}/status)")
             await self._sync(branch_cfg, f"first sync of the second-tier mirror {BRANCH}, from {MIRROR}")
-            self.branch = self._start_server(self.branch_config_path, self.branch_port)
-            self.say(f"{BRANCH} serving on {branch} (status page: {branch}/status)")
+            self.branch = self._start_server(self.branch_config_path, self.branch_port, command="run")
+            self.say(f"{BRANCH} serving on {branch} (status page: {branch}/status) as 'updmirror run': "
+                     f"it syncs every hour, and at once when {MIRROR} announces a new snapshot")
             versions = await self._clients(base, CLIENTS, state.fingerprint, legacy,
                                            f"clients update from {MIRROR}")
             branch_versions = await self._clients(branch, BRANCH_CLIENTS, state.fingerprint, legacy,
@@ -139,13 +142,18 @@ class Demo:
             release = await asyncio.to_thread(publish, self.vendor_root)
             self.console.print(release.summary())
             report = await self._sync(cfg, f"second sync of {MIRROR}: only what the release changed")
-            await self._sync(cfg, f"third sync of {MIRROR}: nothing changed upstream (one request per index)")
             await self._wait_serving(self.port, report.published)
-            tier = await self._sync(branch_cfg, f"second sync of {BRANCH}: planned from {MIRROR}'s manifest")
-            self.console.print(f"  {tier.files_confirmed_by_manifest} file(s) kept on the manifest's word without "
-                               f"reading them; {tier.files_fetched} new file(s) fetched and verified with "
-                               f"{BRANCH}'s own pinned key ({tier.bytes_hashed:,} bytes hashed)")
-            await self._wait_serving(self.branch_port, tier.published)
+            published, since = time.monotonic(), report.finished or time.time()
+            await self._sync(cfg, f"third sync of {MIRROR}: nothing changed upstream (one request per index)")
+            self.say(f"{BRANCH} hears of {MIRROR}'s new snapshot (GET /updmirror/announce) and syncs")
+            tier = await self._wait_branch_sync(branch_cfg, since - 1)
+            await self._wait_serving(self.branch_port, tier["published"])
+            self.console.print(f"  {tier['message']}")
+            self.console.print(f"  served by {BRANCH} {time.monotonic() - published:.1f} s after {MIRROR} "
+                               "published it (its hourly schedule was not due)")
+            self.console.print(f"  {tier['files_confirmed_by_manifest']} file(s) kept on the manifest's word "
+                               f"without reading them; {tier['files_fetched']} new file(s) fetched and verified "
+                               f"with {BRANCH}'s own pinned key ({tier['bytes_hashed']:,} bytes hashed)")
             after = await self._clients(base, CLIENTS, state.fingerprint, legacy, "clients update again")
             newer = sum(1 for k in after if (after[k] or 0) > (versions.get(k) or 0))
             self.say(f"{newer} of {len(after)} clients got a newer version; the mirror fetched "
@@ -165,6 +173,26 @@ class Demo:
             self._stop_server(self.branch)
             self._stop_server(self.mirror)
             vendor.stop()
+
+    async def _wait_branch_sync(self, cfg: config.Config, since: float, timeout: float = 60) -> dict:
+        """The run record of the daemon's first sync started after `since` (epoch) that published."""
+        from updmirror.store import Store
+        from updmirror.store.records import read_runs
+
+        state = Store(cfg.mirror.root).state
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in reversed(read_runs(state, limit=5)):
+                if run.get("started", 0) < since:
+                    continue
+                if not run.get("ok"):
+                    raise UpdmirrorError(f"{BRANCH}'s sync failed: {run.get('message')}")
+                if run.get("published"):
+                    return run
+            if self.branch is not None and self.branch.poll() is not None:
+                raise UpdmirrorError(f"{BRANCH}'s daemon exited with code {self.branch.returncode}")
+            await asyncio.sleep(0.1)
+        raise UpdmirrorError(f"{BRANCH} did not sync {MIRROR}'s new snapshot within {timeout:g} s")
 
     def _show_chain(self, cfg: config.Config) -> None:
         """The chain of mirrors the second-tier mirror's status shows, vendor-facing first."""
@@ -214,11 +242,11 @@ workers = 1
         self.console.print(f"  {report.message} ({report.requests} requests)")
         return report
 
-    def _start_server(self, config_path: Path, port: int) -> subprocess.Popen:
+    def _start_server(self, config_path: Path, port: int, command: str = "serve") -> subprocess.Popen:
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-        server = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", "serve", "-c",
+        server = subprocess.Popen([sys.executable, "-m", "updmirror", "-q", command, "-c",
                                    str(config_path)], env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

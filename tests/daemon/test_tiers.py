@@ -81,3 +81,8 @@ def test_a_release_reaches_the_third_tier_by_announcements(tier_chain, tmp_path)
     held = installed(dest)
     assert held.tree == "ep11" and held.modules and held.source == c.url.rstrip("/"), held
     assert held.version == released
+
+    # A daemon listening for announcements stops cleanly (its HTTP session closed).
+    for tier in (c, b):
+        code, _ = tier.server.stop(30)
+        assert code == 0 and "Unclosed" not in tier.server.log, tier.server.log

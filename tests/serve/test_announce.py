@@ -132,6 +132,10 @@ def test_waiters_are_bounded_and_forgotten_when_they_hang_up(tmp_path, free_port
             r = extra.read_response()
             assert r.status == 503 and r.headers["retry-after"] == "30"
             assert b"announce_waiters" in r.body
+            # An upper mirror's administrator sees them waiting.
+            assert wait_until(lambda: json.loads(get(server.port, "/status.json").body)["server"]
+                              ["announce_waiting"] == 3, 5)
+            assert "updmirror_announce_waiting 3.0" in get(server.port, "/metrics").body.decode()
             # Files are still served while the waiters wait.
             assert get(server.port, MODULE).body == b"module"
             waiting[0].close()

@@ -153,9 +153,9 @@ def test_server_counters_are_taken_as_given_and_missing_ones_are_zero(mirror):
     assert server["requests_total"] == 0 and server["uptime_seconds"] is None
     counters = {"connections_open": 3, "connections_total": 40, "requests_total": 900, "bytes_sent": 12345,
                 "responses": {"2xx": 880, "4xx": 20}, "clients": {"10.0.0.1", "10.0.0.2"},
-                "started": now - 100, "unknown_key": "ignored"}
+                "started": now - 100, "unknown_key": "ignored", "announce_waiting": 7}
     server = collect_status(store, cfg, counters, now=now)["server"]
-    assert server == {"connections_open": 3, "connections_total": 40, "requests_total": 900,
+    assert server == {"connections_open": 3, "announce_waiting": 7, "connections_total": 40, "requests_total": 900,
                       "bytes_sent": 12345, "responses": {"2xx": 880, "4xx": 20}, "clients": 2,
                       "started": now - 100, "uptime_seconds": pytest.approx(100)}
 

@@ -93,8 +93,12 @@ class AnnounceWatcher:
         finally:
             for task in (watching, stopped):
                 task.cancel()
-            await asyncio.gather(watching, stopped, return_exceptions=True)
-            await upstream.close()
+            try:
+                await asyncio.gather(watching, stopped, return_exceptions=True)
+            finally:
+                # The daemon stopping may cancel this task again while it waits
+                # here: the session is closed all the same.
+                await asyncio.shield(upstream.close())
         if not watching.cancelled() and watching.exception() is not None:
             raise watching.exception()
 

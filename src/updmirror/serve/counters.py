@@ -20,6 +20,7 @@ kilobytes, whatever the number of clients.
     bytes_sent         response bytes (headers and bodies) since start
     responses          {"1xx": n, "2xx": n, "3xx": n, "4xx": n, "5xx": n}
     clients            distinct client addresses since start (approximate)
+    announce_waiting   lower mirrors waiting now for this mirror's next snapshot
 
 Besides the counters, each worker writes a digest of the snapshot it serves
 (`Slot.serving`) the moment it switches, so that the worker answering the
@@ -43,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 FIELDS = ("connections_open", "connections_total", "requests_total", "bytes_sent",
-          "r1xx", "r2xx", "r3xx", "r4xx", "r5xx")
+          "r1xx", "r2xx", "r3xx", "r4xx", "r5xx", "announce_waiting")
 BITMAP_BITS = 1 << 16
 _BITMAP_BYTES = BITMAP_BITS // 8
 _SLOT_BYTES = len(FIELDS) * 8 + _BITMAP_BYTES
@@ -103,6 +104,7 @@ class Counters:
             "bytes_sent": by_name["bytes_sent"],
             "responses": {f"{c}xx": by_name[f"r{c}xx"] for c in range(1, 6)},
             "clients": estimate_distinct(bitmap.bit_count(), BITMAP_BITS),
+            "announce_waiting": by_name["announce_waiting"],
         }
 
 
@@ -118,11 +120,12 @@ class Slot:
     """One worker's counters; plain attributes on the hot path."""
 
     __slots__ = ("_mem", "_base", "_digest_at", "connections_open", "connections_total", "requests_total",
-                 "bytes_sent", "responses", "_bitmap")
+                 "bytes_sent", "responses", "_bitmap", "announce_waiting")
 
     def __init__(self, mem: mmap.mmap, base: int, digest_at: int):
         self._mem, self._base, self._digest_at = mem, base, digest_at
         self.connections_open = self.connections_total = self.requests_total = self.bytes_sent = 0
+        self.announce_waiting = 0
         self.responses = [0] * 6          # index: status // 100
         self._bitmap = bytearray(_BITMAP_BYTES)
 
@@ -138,7 +141,7 @@ class Slot:
         r = self.responses
         struct.pack_into(f"<{len(FIELDS)}Q", self._mem, self._base, self.connections_open,
                          self.connections_total, self.requests_total, self.bytes_sent,
-                         r[1], r[2], r[3], r[4], r[5])
+                         r[1], r[2], r[3], r[4], r[5], self.announce_waiting)
         start = self._base + len(FIELDS) * 8
         self._mem[start:start + _BITMAP_BYTES] = self._bitmap
 

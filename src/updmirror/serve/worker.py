@@ -214,6 +214,7 @@ class Worker:
         late = [c for c in self.connections if c.deadline < now]
         for conn in late:
             conn.expire()
+        self.slot.announce_waiting = len(self.announce.waiting)
         self.slot.flush()
         self.access_log.flush()
         self._check_snapshot()
@@ -407,6 +408,7 @@ class Worker:
 
     # -- status pages ---------------------------------------------------------------
     def render_status(self, kind: str) -> tuple[bytes, bytes]:
+        self.slot.announce_waiting = len(self.announce.waiting)
         self.slot.flush()
         render = {"html": status.render_status_html, "json": status.render_status_json,
                   "metrics": status.render_metrics}[kind]

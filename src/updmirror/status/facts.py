@@ -251,6 +251,8 @@ def _server_facts(counters: dict, now: float) -> dict:
     started = number(counters.get("started"))
     return {
         "connections_open": _int(counters.get("connections_open")),
+        #: Lower mirrors holding a request open for this mirror's next snapshot.
+        "announce_waiting": _int(counters.get("announce_waiting")),
         "connections_total": _int(counters.get("connections_total")),
         "requests_total": _int(counters.get("requests_total")),
         "bytes_sent": _int(counters.get("bytes_sent")),

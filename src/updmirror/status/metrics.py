@@ -100,6 +100,8 @@ class _FactsCollector:
                                 value=s["connections_open"])
         yield GaugeMetricFamily("updmirror_http_clients", "distinct client addresses seen",
                                 value=s["clients"])
+        yield GaugeMetricFamily("updmirror_announce_waiting", "lower mirrors waiting now for this "
+                                "mirror's next snapshot (GET /updmirror/announce)", value=s["announce_waiting"])
         if s["started"] is not None:
             yield GaugeMetricFamily("updmirror_start_time_seconds", "when the server started",
                                     value=s["started"])

@@ -206,6 +206,7 @@ def _server(s: dict) -> str:
         ("Bytes served", human_bytes(s["bytes_sent"])),
         ("Connections open", f"{s['connections_open']:,}"),
         ("Connections total", f"{s['connections_total']:,}"),
+        ("Lower mirrors waiting", f"{s['announce_waiting']:,}"),
         ("Uptime", duration(s["uptime_seconds"]) if s["uptime_seconds"] is not None else "-"),
     ]
     items = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in cells)
