@@ -8,7 +8,7 @@ run) and one upper mirror synced from it, served by `updmirror serve` (the defau
 Basic authentication). The lower mirrors are simulated in this one process, each with its own
 connection and its own credentials' header, each doing what a lower updmirror does:
 
-- announce: one `updmirror.daemon.AnnounceWatcher` per lower mirror (the daemon's own code:
+- announce: one `updmirror.sync.AnnounceWatcher` per lower mirror (the daemon's own code:
   a long-poll on /updmirror/announce, the default jitter of 2 s) and, when it wakes, the sync's
   requests: the upper's tier manifest, its index, and every file the manifest lists that the
   previous one did not;
@@ -57,7 +57,7 @@ import bcrypt  # noqa: E402
 from sync_vendor import PASSWORD, USER, cached_vendor, fingerprint, legacy_key_id  # noqa: E402
 
 from updmirror import config  # noqa: E402
-from updmirror.daemon import AnnounceWatcher  # noqa: E402
+from updmirror.sync import AnnounceWatcher  # noqa: E402
 from updmirror.upstream import HttpUpstream  # noqa: E402
 
 INDEX = "eset_upd/ep11/dll/update.ver"

@@ -72,9 +72,8 @@ def run(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     from updmirror.serve import quiet_access_logger, serve
     from updmirror.store import Store
-    from updmirror.sync import check_extractor
+    from updmirror.sync import AnnounceWatcher, announce_url, check_extractor
 
-    from .announce import AnnounceWatcher, announce_url
     from .process import sync_in_child
     from .schedule import first_delay, sync_forever
 

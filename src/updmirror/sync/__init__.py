@@ -2,6 +2,9 @@
 
     engine.py     one sync run under the store's lock, its report and record
     plan.py       what to fetch: the upstream index against the store
+    tiers.py      an upper updmirror's manifest, read, checked and planned from
+    announce.py   when to sync sooner: an upper updmirror's announcements
+                  (`updmirror run` wakes its schedule with AnnounceWatcher)
 
 The `updmirror sync` command (a sync, then the shared folder) is the
 daemon room's: it composes this room with folder/.
@@ -12,7 +15,8 @@ from typing import Any
 
 #: Loaded on first use: the engine pulls in aiohttp, which plan.py's users need not.
 _LAZY = {"SyncReport": "engine", "check_extractor": "engine", "run_sync": "engine",
-         "index_plans": "plan", "plan_files": "plan"}
+         "index_plans": "plan", "plan_files": "plan", "AnnounceWatcher": "announce",
+         "announce_url": "announce"}
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +26,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
-__all__ = ["SyncReport", "check_extractor", "index_plans", "plan_files", "run_sync"]
+__all__ = ["AnnounceWatcher", "SyncReport", "announce_url", "check_extractor", "index_plans", "plan_files",
+           "run_sync"]

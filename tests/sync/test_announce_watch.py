@@ -12,8 +12,8 @@ import pytest
 
 from serverkit import EP11_INDEX, ServerProcess, publish, write_config
 from updmirror import config
-from updmirror.daemon import AnnounceWatcher, announce_url
 from updmirror.store.snapshots import Store
+from updmirror.sync import AnnounceWatcher, announce_url
 from updmirror.vendor.server import VendorServer
 
 MODULE = "/endpointwindowslatest-rel-sta/mod_010_engine_1/em010_64_l0.nup"
@@ -114,7 +114,7 @@ def test_an_upstream_without_announcements_is_asked_again_later(tmp_path, caplog
         async def body(wake):
             assert not await _set_within(wake, 2.5)
 
-        with caplog.at_level(logging.INFO, logger="updmirror.daemon.announce"):
+        with caplog.at_level(logging.INFO, logger="updmirror.sync.announce"):
             asyncio.run(_watch(cfg, body, reprobe=1.0))
     finally:
         vendor.stop()
@@ -129,7 +129,7 @@ def test_refused_credentials_are_logged_without_the_password(tmp_path, upper, ca
     async def body(wake):
         assert not await _set_within(wake, 1.5)
 
-    with caplog.at_level(logging.INFO, logger="updmirror.daemon.announce"):
+    with caplog.at_level(logging.INFO, logger="updmirror.sync.announce"):
         asyncio.run(_watch(cfg, body, last_synced=lambda: None))
     refused = [r for r in caplog.records if "refused the credentials" in r.getMessage()]
     assert refused and refused[0].levelno == logging.WARNING
