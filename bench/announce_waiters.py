@@ -16,10 +16,11 @@ connection and its own credentials' header, each doing what a lower updmirror do
   phase), as a lower mirror with [mirror] interval = "5s" would, and fetches the same on news.
 
 Figures per mode: the upper server's resident memory (the sum over its processes) before the
-lower mirrors connect and while they wait, per lower mirror; the requests and bytes the lower
-mirrors send and receive in 10 quiet seconds; and, after one release (the vendor publishes,
-the upper syncs), the time from the upper's publish until the first, the median and the last
-lower mirror is current (has read the new manifest, the index and the new files).
+lower mirrors connect and while they wait, per lower mirror; the requests and bytes the upper
+answers in 30 quiet seconds (more than one 25-s wait), from its status counters; and, after one
+release (the vendor publishes, the upper syncs), the time from the upper's publish until the
+first, the median and the last lower mirror is current (has read the new manifest, the index
+and the new files).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from updmirror.upstream import HttpUpstream  # noqa: E402
 INDEX = "eset_upd/ep11/dll/update.ver"
 HERE = WORK / "announce-waiters"
 LOWER_USER, LOWER_PASSWORD = "lower", "lower-bench-pw"
-QUIET = 10.0
+QUIET = 30.0
 
 
 def tree_rss(pid: int) -> int:
@@ -89,6 +90,8 @@ class Lower:
         self.snapshot: str | None = None
         self.files: dict[str, dict] = {}
         self.current_at: float | None = None
+        #: When it learnt of the release (woken by an announcement, or its poll saw a new snapshot).
+        self.heard_at: float | None = None
 
     async def catch_up(self) -> bool:
         """The sync's requests; True when the upper's snapshot was new."""
@@ -124,6 +127,7 @@ async def announce_lower(lower: Lower, stop: asyncio.Event, ready: asyncio.Event
             if stop.is_set():
                 break
             wake.clear()
+            lower.heard_at = lower.heard_at or time.monotonic()
             if await lower.catch_up():
                 lower.current_at = time.monotonic()
     finally:
@@ -139,7 +143,9 @@ async def polling_lower(lower: Lower, stop: asyncio.Event, ready: asyncio.Event)
     except asyncio.TimeoutError:
         pass
     while not stop.is_set():
+        asked = time.monotonic()
         if await lower.catch_up():
+            lower.heard_at = asked
             lower.current_at = time.monotonic()
         try:
             await asyncio.wait_for(stop.wait(), 5 * random.uniform(0.9, 1.1))
@@ -168,10 +174,14 @@ async def run_mode(mode: str, n: int, lower_cfg, upper: Service, port: int, uppe
         await asyncio.to_thread(subprocess.run, updmirror("-q", "sync", "-c", str(upper_cfg)), check=True,
                                 stdout=subprocess.DEVNULL)
         published = time.monotonic()
+        cpu_before = time.process_time()
         until = published + 90
         while time.monotonic() < until and any(lw.current_at is None for lw in lowers):
             await asyncio.sleep(0.05)
         times = sorted(lw.current_at - published for lw in lowers if lw.current_at is not None)
+        heard = sorted(lw.heard_at - published for lw in lowers if lw.heard_at is not None)
+        cpu = time.process_time() - cpu_before
+        busy = max(times) if times else 0.0
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -181,7 +191,9 @@ async def run_mode(mode: str, n: int, lower_cfg, upper: Service, port: int, uppe
     return {"rss_before": before, "rss_waiting": waiting, "current": len(times), "lowers": n,
             "first": times[0] if times else None, "median": statistics.median(times) if times else None,
             "last": times[-1] if times else None,
-            "quiet_requests": io_after[0] - io_before[0], "quiet_bytes": io_after[1] - io_before[1]}
+            "quiet_requests": io_after[0] - io_before[0], "quiet_bytes": io_after[1] - io_before[1],
+            "heard_last": heard[-1] if heard else None, "heard_median": statistics.median(heard) if heard else None,
+            "lower_cpu": cpu, "lower_cpu_share": cpu / busy if busy else None}
 
 
 def setup(work: Path) -> tuple[Path, Path, Path]:
@@ -250,10 +262,15 @@ root = "{work / 'lower-unused'}"
         rows.append([mode, mib(r["rss_before"]), mib(r["rss_waiting"]), f"{per / 1024:.1f} KiB",
                      f"{r['quiet_requests'] / QUIET:.1f}/s, {r['quiet_bytes'] / QUIET / 1024:.0f} KiB/s",
                      f"{r['current']}/{r['lowers']}",
-                     " / ".join(f"{r[k]:.2f}" if r[k] is not None else "-" for k in ("first", "median", "last"))])
+                     " / ".join(f"{r[k]:.2f}" if r[k] is not None else "-" for k in ("first", "median", "last")),
+                     f"{r['heard_median']:.2f} / {r['heard_last']:.2f}" if r["heard_last"] is not None else "-",
+                     f"{r['lower_cpu']:.1f} s ({r['lower_cpu_share']:.0%} of a core)"
+                     if r["lower_cpu_share"] is not None else "-"])
     print()
     print(table(["mode", "upper RSS before", "while they wait", "per lower mirror",
-                 "upper answers when quiet (status pages' counters)", "current", "current after publish: first / median / last (s)"],
+                 "upper answers when quiet (status pages' counters)", "current",
+                 "current after publish: first / median / last (s)", "heard of it: median / last (s)",
+                 "lower mirrors' process CPU until then"],
                 rows))
     a, p = results["announce"], results["poll 5s"]
     if a["last"] and p["last"]:

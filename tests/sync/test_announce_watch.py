@@ -14,6 +14,7 @@ from serverkit import EP11_INDEX, ServerProcess, publish, write_config
 from updmirror import config
 from updmirror.store.snapshots import Store
 from updmirror.sync import AnnounceWatcher, announce_url
+from updmirror.sync.tiers import TIER_STATE_FILE
 from updmirror.vendor.server import VendorServer
 
 MODULE = "/endpointwindowslatest-rel-sta/mod_010_engine_1/em010_64_l0.nup"
@@ -142,3 +143,21 @@ def test_no_watcher_where_there_can_be_no_announcements(tmp_path):
     folder = tmp_path / "folder"
     folder.mkdir()
     assert announce_url(_lower(tmp_path, str(folder))) is None
+
+
+def test_an_upstream_the_sync_found_without_a_manifest_is_not_asked(tmp_path, caplog):
+    # A closed port: any request would fail and be logged as a failure.
+    cfg = _lower(tmp_path, "http://127.0.0.1:9/")
+    store = Store(cfg.mirror.root)
+    store.ensure()
+    store.save_state(TIER_STATE_FILE, {"url": "http://127.0.0.1:9/", "present": False})
+
+    async def body(wake):
+        assert not await _set_within(wake, 1.5)
+
+    with caplog.at_level(logging.INFO, logger="updmirror.sync.announce"):
+        asyncio.run(_watch(cfg, body, reprobe=0.3))
+    said = [r.getMessage() for r in caplog.records]
+    assert any("publishes no tier manifest" in m for m in said), said
+    assert sum("publishes no tier manifest" in m for m in said) == 1      # said once, looked at again
+    assert not any("failed" in m for m in said), said

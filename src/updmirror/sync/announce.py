@@ -10,7 +10,10 @@ of one upper mirror do not all fetch in the same millisecond. The timer of
 
 An upstream without announcements (the vendor, a product's mirror, an older
 updmirror) answers 404 or a page that is not one: the watcher says so once
-and asks again every REPROBE seconds. Refused credentials and failures wait
+and asks again every REPROBE seconds. Once a sync has found that the
+upstream publishes no tier manifest (state/tier.json), the watcher does not
+ask at all (the vendor sees no requests for a path it does not have) and
+looks at that record again every REPROBE seconds. Refused credentials and failures wait
 with backoff (the scheduled sync reports them in full); nothing here is fatal.
 """
 
@@ -26,9 +29,12 @@ from urllib.parse import quote, urlsplit
 
 from updmirror import redact
 from updmirror.config import Config
+from updmirror.store import Store
 from updmirror.store.tiers import ANNOUNCE_PATH
 from updmirror.upstream import AuthError, NotFoundError, UpstreamError
 from updmirror.upstream.backoff import backoff_delay
+
+from .tiers import upper_is_updmirror
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,7 @@ class AnnounceWatcher:
         #: The id of the upper mirror's snapshot last heard of (None: nothing heard yet).
         self.heard: str | None = None
         self.announcements = 0
+        self._said_not = False
 
     async def run(self, stop: asyncio.Event) -> None:
         from updmirror.upstream import HttpUpstream
@@ -102,10 +109,24 @@ class AnnounceWatcher:
         if not watching.cancelled() and watching.exception() is not None:
             raise watching.exception()
 
+    def _not_an_updmirror(self) -> bool:
+        """Whether the last sync found no tier manifest upstream (said once)."""
+        if upper_is_updmirror(Store(self.cfg.mirror.root), self.cfg.upstream.url) is not False:
+            self._said_not = False
+            return False
+        if not self._said_not:
+            log.info("%s publishes no tier manifest (the vendor, or a product's mirror): not asking it for "
+                     "announcements; syncing on the schedule of [mirror] interval", redact.url(self.cfg.upstream.url))
+            self._said_not = True
+        return True
+
     async def _watch(self, upstream, stop: asyncio.Event) -> None:
         failures = 0
         first = True
         while not stop.is_set():
+            if first and self._not_an_updmirror():
+                await _sleep(stop, self.reprobe)
+                continue
             target = self.url + (f"?after={quote(self.heard, safe='')}&wait={self.wait:g}"
                                  if self.heard else f"?wait={self.wait:g}")
             started = time.monotonic()

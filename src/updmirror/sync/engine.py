@@ -50,6 +50,7 @@ from .plan import (
     rewrite_index,
 )
 from .tiers import (
+    TIER_STATE_FILE,
     UpperManifest,
     chain,
     check_download,
@@ -62,8 +63,6 @@ from .tiers import (
 
 log = logging.getLogger("updmirror.sync")
 
-#: Whether the upstream published an updmirror manifest at the last look.
-TIER_STATE_FILE = "tier.json"
 _HASH_CHUNK = 1024 * 1024
 
 

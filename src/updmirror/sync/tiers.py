@@ -33,6 +33,8 @@ from .plan import FilePlan, IndexPlan
 log = logging.getLogger("updmirror.sync")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Whether the upstream published an updmirror manifest at the last look (state/).
+TIER_STATE_FILE = "tier.json"
 
 
 @dataclass
@@ -44,6 +46,16 @@ class UpperManifest:
     snapshot: str
     indexes: dict[str, dict]                  # by index path
     files: dict[str, tuple[int, str]]         # path -> (size, sha256)
+
+
+def upper_is_updmirror(store, upstream_url: str) -> bool | None:
+    """What the last sync found at `upstream_url`: True (it had a manifest),
+    False (it had none: the vendor, a product's mirror), None (not looked yet)."""
+    state = store.load_state(TIER_STATE_FILE)
+    if state.get("url") != redact.url(upstream_url):
+        return None
+    present = state.get("present")
+    return present if isinstance(present, bool) else None
 
 
 def manifest_url(base_url: str) -> str:
