@@ -108,22 +108,8 @@ class HttpUpstream(Upstream):
                 if _same_version(validators, fresh):
                     # An upstream that ignores conditional requests still says it is unchanged.
                     return IndexResult(False, b"", fresh, shown)
-                body = bytearray()
-                length = _content_length(resp, shown)
-                if length is not None and length > max_bytes:
-                    raise TooLargeError(f"{shown}: the index is {length} bytes (Content-Length), "
-                                        f"more than the limit of {max_bytes} bytes")
-
-                def keep(chunk: bytes) -> None:
-                    self.stats.bytes += len(chunk)
-                    if len(body) + len(chunk) > max_bytes:
-                        raise TooLargeError(f"{shown}: upstream sent more than the limit of "
-                                            f"{max_bytes} bytes for an index; refusing it")
-                    body.extend(chunk)
-
-                received = await self._read_body(resp, shown, keep)
-                _check_not_cut(received, length, shown)
-                return IndexResult(True, bytes(body), fresh, shown)
+                return IndexResult(True, await self._read_bounded(resp, shown, max_bytes, "index"), fresh,
+                                   shown)
 
         return await self._retrying(shown, attempt)
 
@@ -178,18 +164,7 @@ class HttpUpstream(Upstream):
         try:
             async with self._get(url, shown, {}, timeout=timeout) as resp:
                 self._check_status(resp, shown)
-                length = _content_length(resp, shown)
-                if length is not None and length > max_bytes:
-                    raise TooLargeError(f"{shown}: {length} bytes (Content-Length), more than the "
-                                        f"{max_bytes} bytes an announcement may hold")
-                body = bytearray()
-                while chunk := await resp.content.read(max_bytes + 1 - len(body)):
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise TooLargeError(f"{shown}: more than the {max_bytes} bytes an "
-                                            "announcement may hold")
-                self.stats.bytes += len(body)
-                return bytes(body)
+                return await self._read_bounded(resp, shown, max_bytes, "announcement")
         except _Transient as failure:
             raise failure.error from None
 
@@ -248,6 +223,25 @@ class HttpUpstream(Upstream):
         except aiohttp.ClientError as exc:
             raise _Transient(UpstreamError(
                 f"{shown}: connection failed ({self._scrub(_first_line(exc))})")) from None
+
+    async def _read_bounded(self, resp: aiohttp.ClientResponse, shown: str, max_bytes: int, noun: str) -> bytes:
+        """The whole body in memory (an index, an announcement), refused beyond `max_bytes`."""
+        body = bytearray()
+        length = _content_length(resp, shown)
+        if length is not None and length > max_bytes:
+            raise TooLargeError(f"{shown}: the {noun} is {length} bytes (Content-Length), "
+                                f"more than the limit of {max_bytes} bytes")
+
+        def keep(chunk: bytes) -> None:
+            self.stats.bytes += len(chunk)
+            if len(body) + len(chunk) > max_bytes:
+                raise TooLargeError(f"{shown}: upstream sent more than the limit of "
+                                    f"{max_bytes} bytes for an {noun}; refusing it")
+            body.extend(chunk)
+
+        received = await self._read_body(resp, shown, keep)
+        _check_not_cut(received, length, shown)
+        return bytes(body)
 
     async def _read_body(self, resp: aiohttp.ClientResponse, shown: str,
                          sink: Callable[[bytes], None]) -> int:
