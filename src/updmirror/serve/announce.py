@@ -38,8 +38,6 @@ from urllib.parse import parse_qs
 
 from updmirror.store.tiers import ANNOUNCE_PATH as _PATH
 
-from .httpcore import SERVER, STATUS_LINES, connection_header
-
 if TYPE_CHECKING:
     from .httpcore import Request
     from .protocol import Connection
@@ -61,10 +59,8 @@ _RETRY_LATER = b"Retry-After: 30\r\n"
 class Announcements:
     """One worker's waiting lower mirrors."""
 
-    def __init__(self, worker: Worker, limit: int):
+    def __init__(self, worker: Worker):
         self.w = worker
-        #: The most this worker holds (its share of [http] announce_waiters).
-        self.limit = limit
         #: conn -> (request, the id it knows, its deadline)
         self.waiting: dict[Connection, tuple[Request, str | None, float]] = {}
         self._deadlines: list[tuple[float, int, Connection]] = []
@@ -75,9 +71,10 @@ class Announcements:
         self._settling: tuple[str, float] | None = None
         self._timer = None
 
-    @classmethod
-    def for_worker(cls, worker: Worker) -> Announcements:
-        return cls(worker, worker_share(worker.cfg.http.announce_waiters, worker.counters.workers))
+    @property
+    def limit(self) -> int:
+        """The most this worker holds: its share of [http] announce_waiters (as reloaded)."""
+        return math.ceil(self.w.cfg.http.announce_waiters / max(1, self.w.counters.workers))
 
     # -- requests -----------------------------------------------------------------
     def request(self, conn: Connection, req: Request) -> None:
@@ -181,19 +178,11 @@ class Announcements:
         body = json.dumps({"snapshot": known[0] if known else None,
                            "published": known[1] if known else None,
                            "mirror": self.w.cfg.mirror.name}).encode() + b"\n"
-        head = (STATUS_LINES[200] + SERVER + self.w.date.get() + b"Content-Type: " + _TYPE
-                + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\n" + connection_header(req) + b"\r\n")
-        conn._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
+        conn.send_fresh(req, _TYPE, body)
 
     def _serving(self) -> tuple[str, float] | None:
         current = self.w.tables.current
         return (current.id, current.created) if current is not None else None
-
-
-def worker_share(total: int, workers: int) -> int:
-    """One worker's part of [http] announce_waiters."""
-    return math.ceil(total / max(1, workers))
 
 
 def _query(target: bytes) -> tuple[str | None, float]:

@@ -204,14 +204,3 @@ def error_response(status: int, date: bytes, *, close: bool, extra: bytes = b"",
             + b"Content-Length: " + str(len(body)).encode() + b"\r\n" + extra
             + (b"Connection: close\r\n" if close else b"") + b"\r\n")
     return head if head_only else head + body
-
-
-_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
-_CLOSE = b"Connection: close\r\n"
-
-
-def connection_header(req: Request) -> bytes:
-    """What a response says of the connection: close, keep-alive for HTTP/1.0, or nothing."""
-    if not req.keep_alive:
-        return _CLOSE
-    return _KEEP_ALIVE_10 if req.version == 10 else b""

@@ -41,7 +41,6 @@ from .httpcore import (
     STATUS_LINES,
     HttpError,
     Request,
-    connection_header,
     error_response,
     etag_matches,
     parse_head,
@@ -73,6 +72,8 @@ STATUS_PATHS = {b"/status": "html", b"/status.json": "json", b"/metrics": "metri
 TIER_MANIFEST = b"/updmirror/manifest.json"
 _TIER_MANIFEST_TYPE = content_type(TIER_MANIFEST.decode()).encode()
 _ALLOW_HEADER = b"Allow: GET, HEAD\r\n"
+_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
+_CLOSE = b"Connection: close\r\n"
 _RETRY_SOON = b"Retry-After: 5\r\n"
 
 #: Never through a symlink: a tampered store must not lead a request out of it.
@@ -366,9 +367,14 @@ class Connection(asyncio.Protocol):
             self._send_error(500, req, close=not req.keep_alive)
             return
         body, ctype = answer
-        head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: " + ctype
+        self.send_fresh(req, ctype, body)
+
+    def send_fresh(self, req: Request, ctype: bytes, body: bytes) -> None:
+        """A 200 rendered for this request (status pages, the tier manifest, an
+        announcement): never cached, its body left out for HEAD."""
+        head = (STATUS_LINES[200] + SERVER + self.w.date.get() + b"Content-Type: " + ctype
                 + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\n" + connection_header(req) + b"\r\n")
+                + b"\r\n" + _connection(req) + b"\r\n")
         self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
 
     def _tier_manifest(self, req: Request) -> bool:
@@ -381,10 +387,7 @@ class Connection(asyncio.Protocol):
             body = None
         if body is None:
             return False
-        head = (STATUS_LINES[200] + SERVER + w.date.get() + b"Content-Type: " + _TIER_MANIFEST_TYPE
-                + b"\r\nCache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\n" + connection_header(req) + b"\r\n")
-        self._finish(req, 200, head if req.method == b"HEAD" else head + body, len(body))
+        self.send_fresh(req, _TIER_MANIFEST_TYPE, body)
         return True
 
     def _serve_file(self, req: Request, after_switch: bool = False) -> None:
@@ -464,7 +467,7 @@ class Connection(asyncio.Protocol):
                 length = b"Content-Length: %d\r\nContent-Range: bytes %d-%d/%d\r\n" % (
                     count, start, span[1], size)
         head = (STATUS_LINES[status] + SERVER + w.date.get() + entry.headers + length
-                + connection_header(req) + b"\r\n")
+                + _connection(req) + b"\r\n")
         if req.method == b"HEAD" or count == 0:
             self._finish(req, status, head, 0)
             self._remember(req, status, head, 0)
@@ -635,7 +638,7 @@ class Connection(asyncio.Protocol):
 
     def _not_modified(self, req: Request, entry: FileEntry) -> None:
         head = (STATUS_LINES[304] + SERVER + self.w.date.get() + b"ETag: " + entry.etag
-                + b"\r\nLast-Modified: " + entry.last_modified + b"\r\n" + connection_header(req) + b"\r\n")
+                + b"\r\nLast-Modified: " + entry.last_modified + b"\r\n" + _connection(req) + b"\r\n")
         self._finish(req, 304, head, 0)
         self._remember(req, 304, head, 0)
 
@@ -705,6 +708,12 @@ class _FileSend:
         self.req, self.status, self.file = req, status, f
         self.offset, self.remaining, self.count = offset, count, count
         self.head_len, self.waiting = head_len, False
+
+
+def _connection(req: Request) -> bytes:
+    if not req.keep_alive:
+        return _CLOSE
+    return _KEEP_ALIVE_10 if req.version == 10 else b""
 
 
 def clean_path(raw: bytes) -> bytes | None:

@@ -32,7 +32,7 @@ from updmirror.store.tiers import served_tier_manifest
 from . import tables as tables_mod
 from .accesslog import AccessLog
 from .allow import AllowList
-from .announce import Announcements, worker_share
+from .announce import Announcements
 from .auth import GuessLimit, Htpasswd
 from .capacity import capacity, open_files_limit
 from .counters import Counters
@@ -134,7 +134,7 @@ class Worker:
         self.tables, self.pointer_problem = self._load(None)
         self.slot.serving(self.tables.current_id)
         #: Lower mirrors waiting for the next snapshot (GET /updmirror/announce).
-        self.announce = Announcements.for_worker(self)
+        self.announce = Announcements(self)
         self._build: asyncio.Task | None = None
         #: The link whose tables failed to build; the once-a-second check retries it.
         self._failed_link: str | None = None
@@ -153,8 +153,6 @@ class Worker:
         self.cfg = cfg
         # Remembered answers were given under the old settings.
         self.memo = ResponseMemo(enabled=self.auth is None)
-        if getattr(self, "announce", None) is not None:
-            self.announce.limit = worker_share(cfg.http.announce_waiters, self.counters.workers)
 
     # -- running ------------------------------------------------------------------
     async def run(self, *, handle_signals: bool = True, ready: Any = None) -> None:
@@ -206,7 +204,7 @@ class Worker:
             if conn.transport is not None:
                 conn.transport.abort()
         await asyncio.sleep(0)
-        self.slot.flush()
+        self._flush_counters()
         self.access_log.close()
 
     def _tick(self) -> None:
@@ -214,8 +212,7 @@ class Worker:
         late = [c for c in self.connections if c.deadline < now]
         for conn in late:
             conn.expire()
-        self.slot.announce_waiting = len(self.announce.waiting)
-        self.slot.flush()
+        self._flush_counters()
         self.access_log.flush()
         self._check_snapshot()
         if self.pointer_problem is not None:
@@ -407,9 +404,13 @@ class Worker:
         return served_tier_manifest(self.store, current) if current is not None else None
 
     # -- status pages ---------------------------------------------------------------
-    def render_status(self, kind: str) -> tuple[bytes, bytes]:
+    def _flush_counters(self) -> None:
+        # A gauge read where it lives rather than kept up to date at every change.
         self.slot.announce_waiting = len(self.announce.waiting)
         self.slot.flush()
+
+    def render_status(self, kind: str) -> tuple[bytes, bytes]:
+        self._flush_counters()
         render = {"html": status.render_status_html, "json": status.render_status_json,
                   "metrics": status.render_metrics}[kind]
         return render(self.store, self.cfg, self.counters.snapshot()), STATUS_TYPES[kind]
