@@ -27,35 +27,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import random
-import shutil
 import statistics
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 from common import (
     WORK,
     Service,
+    copy_tree_linked,
     free_port,
+    get_json,
     machine_line,
     mib,
-    process_tree,
     remove_tree,
-    rss_bytes,
     table,
+    tree_rss,
     updmirror,
     use_repo_sources,
+    write_htpasswd,
 )
 
 use_repo_sources()
 
 import aiohttp  # noqa: E402
-import bcrypt  # noqa: E402
-from sync_vendor import PASSWORD, USER, cached_vendor, fingerprint, legacy_key_id  # noqa: E402
+from sync_vendor import cached_vendor, fingerprint, legacy_key_id, vendor_server, write_mirror_config  # noqa: E402
 
 from updmirror import config  # noqa: E402
 from updmirror.sync import AnnounceWatcher  # noqa: E402
@@ -67,17 +65,9 @@ LOWER_USER, LOWER_PASSWORD = "lower", "lower-bench-pw"
 QUIET = 30.0
 
 
-def tree_rss(pid: int) -> int:
-    return sum(rss_bytes(p) for p in process_tree(pid))
-
-
 def served(port: int) -> tuple[int, int]:
     """(requests answered, bytes sent) by the upper server so far, from its /status.json."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/status.json")
-    token = base64.b64encode(f"{LOWER_USER}:{LOWER_PASSWORD}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - loopback
-        server = json.loads(resp.read())["server"]
+    server = get_json(f"http://127.0.0.1:{port}/status.json", LOWER_USER, LOWER_PASSWORD)["server"]
     return server["requests_total"], server["bytes_sent"]
 
 
@@ -202,7 +192,7 @@ def setup(work: Path) -> tuple[Path, Path, Path]:
     remove_tree(work)
     work.mkdir(parents=True)
     vendor = work / "vendor"
-    shutil.copytree(pristine, vendor)
+    copy_tree_linked(pristine, vendor)
     return vendor, work / "upper.toml", work / "lower.toml"
 
 
@@ -215,29 +205,15 @@ def main() -> None:
     for mode in ("announce", "poll 5s"):
         work = HERE / mode.replace(" ", "-")
         vendor, upper_cfg, lower_toml = setup(work)
-        vport, uport = free_port(), free_port()
-        hashed = bcrypt.hashpw(LOWER_PASSWORD.encode(), bcrypt.gensalt(4)).decode()
-        (work / "htpasswd").write_text(f"{LOWER_USER}:{hashed}\n")
-        upper_cfg.write_text(f"""[upstream]
-url = "http://127.0.0.1:{vport}/"
-username = "{USER}"
-password = "{PASSWORD}"
-
-[mirror]
-name = "upper"
-root = "{work / 'store'}"
-trees = ["ep11"]
-
-[verify]
-signing_keys = ["{fingerprint(vendor)}"]
-legacy_key_ids = ["{legacy_key_id(vendor)}"]
-
-[http]
-listen = ["127.0.0.1:{uport}"]
-auth = "basic"
-htpasswd = "{work / 'htpasswd'}"
-max_connections_per_address = 5000
-""")
+        uport = free_port()
+        write_htpasswd(work / "htpasswd", LOWER_USER, LOWER_PASSWORD)
+        vendor_service, vendor_url = vendor_server(vendor, work / "vendor.log")
+        write_mirror_config(upper_cfg, url=vendor_url, store=work / "store", trees=["ep11"], channels=["regular"],
+                            signing_key=fingerprint(vendor), legacy_key_id=legacy_key_id(vendor),
+                            extra={"mirror": ['name = "upper"'],
+                                   "http": [f'listen = ["127.0.0.1:{uport}"]', 'auth = "basic"',
+                                            f'htpasswd = "{work / "htpasswd"}"',
+                                            "max_connections_per_address = 5000"]})
         lower_toml.write_text(f"""[upstream]
 url = "http://127.0.0.1:{uport}/"
 username = "{LOWER_USER}"
@@ -246,9 +222,6 @@ password = "{LOWER_PASSWORD}"
 [mirror]
 root = "{work / 'lower-unused'}"
 """)
-        vendor_service = Service(updmirror("vendor", "serve", "--root", str(vendor), "--listen",
-                                           f"127.0.0.1:{vport}", "--user", USER, "--password", PASSWORD),
-                                 port=vport, log=work / "vendor.log")
         with vendor_service:
             subprocess.run(updmirror("-q", "sync", "-c", str(upper_cfg)), check=True, stdout=subprocess.DEVNULL)
             with Service(updmirror("-q", "serve", "-c", str(upper_cfg)), port=uport, log=work / "upper.log") as upper:

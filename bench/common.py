@@ -163,6 +163,29 @@ class Service:
         self.stop()
 
 
+def get_json(url: str, user: str | None = None, password: str | None = None, timeout: float = 10.0):
+    """GET a JSON document (a status page, a tier manifest) from a loopback server, with HTTP
+    Basic credentials when given."""
+    import base64
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - loopback
+        return json.loads(resp.read())
+
+
+def write_htpasswd(path: Path, user: str, password: str) -> Path:
+    """An htpasswd file of one user (bcrypt at the lowest cost: loopback benchmarks only)."""
+    import bcrypt
+
+    path.write_text(f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()}\n")
+    return path
+
+
 # -- memory -------------------------------------------------------------------------
 
 
@@ -216,6 +239,20 @@ def rss_bytes(pid: int) -> int:
             return int(f.read().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of `pid` and its descendants now, summed."""
+    return sum(rss_bytes(p) for p in process_tree(pid))
+
+
+def settled_rss(pid: int, samples: int = 5) -> int:
+    """The median of `samples` readings of tree_rss, 0.2 s apart."""
+    values = []
+    for _ in range(samples):
+        values.append(tree_rss(pid))
+        time.sleep(0.2)
+    return int(statistics.median(values))
 
 
 class RssSampler:

@@ -17,27 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from common import machine_line, process_tree, rss_bytes, stats, table
+from common import machine_line, process_tree, settled_rss, stats, table
 from serve_load import Children, sources
 from serve_snapshot import SERVE_WORK, code_version, raise_open_files, servers, snapshot
-
-
-def tree_rss(pid: int) -> int:
-    return sum(rss_bytes(p) for p in process_tree(pid))
-
-
-def settled_rss(pid: int, samples: int = 5) -> int:
-    values = []
-    for _ in range(samples):
-        values.append(tree_rss(pid))
-        time.sleep(0.2)
-    return int(statistics.median(values))
 
 
 def one_run(make, path: str, count: int, procs: int, nsources: int, settle: float) -> dict:

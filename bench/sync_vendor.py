@@ -132,31 +132,37 @@ def write_mirror_config(
     parallel: int | None = None,
     platforms: list[str] = (),
     languages: list[int] = (),
+    username: str = USER,
+    password: str = PASSWORD,
+    extra: dict[str, list[str]] | None = None,
 ) -> Path:
-    """A mirror configuration for the simulated vendor; `parallel` None keeps the mirror's default."""
-    path.write_text(
-        "\n".join(
-            [
-                "[upstream]",
-                f'url = "{url}"',
-                f'username = "{USER}"',
-                f'password = "{PASSWORD}"',
-                *([f"parallel = {parallel}"] if parallel is not None else []),
-                "",
-                "[mirror]",
-                f'root = "{store}"',
-                f"trees = {json.dumps(list(trees))}",
-                f"channels = {json.dumps(list(channels))}",
-                f"platforms = {json.dumps(list(platforms))}",
-                f"languages = {json.dumps(list(languages))}",
-                "",
-                "[verify]",
-                f'signing_keys = ["{signing_key}"]',
-                *([f'legacy_key_ids = ["{legacy_key_id}"]'] if legacy_key_id else []),
-                "",
-            ]
-        )
-    )
+    """A mirror configuration for the simulated vendor (or, with `username` and `password`, for
+    an upper mirror); `parallel` None keeps the mirror's default; `extra`: more lines by table
+    ("upstream", "mirror", "verify", or a table of their own such as "http")."""
+    extra = dict(extra or {})
+    tables = {
+        "upstream": [
+            f'url = "{url}"',
+            f'username = "{username}"',
+            f'password = "{password}"',
+            *([f"parallel = {parallel}"] if parallel is not None else []),
+        ],
+        "mirror": [
+            f'root = "{store}"',
+            f"trees = {json.dumps(list(trees))}",
+            f"channels = {json.dumps(list(channels))}",
+            f"platforms = {json.dumps(list(platforms))}",
+            f"languages = {json.dumps(list(languages))}",
+        ],
+        "verify": [
+            f'signing_keys = ["{signing_key}"]',
+            *([f'legacy_key_ids = ["{legacy_key_id}"]'] if legacy_key_id else []),
+        ],
+    }
+    for name, lines in extra.items():
+        tables.setdefault(name, []).extend(lines)
+    path.write_text("".join(f"[{name}]\n" + "".join(f"{line}\n" for line in lines) + "\n"
+                            for name, lines in tables.items()))
     return path
 
 

@@ -27,30 +27,36 @@ hours to C), which is what announcements are for.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
-import shutil
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 from common import (
     WORK,
     Service,
+    copy_tree_linked,
     free_port,
+    get_json,
     machine_line,
     remove_tree,
     stats,
     table,
     updmirror,
     use_repo_sources,
+    write_htpasswd,
 )
 
 use_repo_sources()
 
-import bcrypt  # noqa: E402
-from sync_vendor import PASSWORD, USER, cached_vendor, fingerprint, legacy_key_id  # noqa: E402
+from sync_vendor import (  # noqa: E402
+    PASSWORD,
+    USER,
+    cached_vendor,
+    fingerprint,
+    legacy_key_id,
+    vendor_server,
+    write_mirror_config,
+)
 
 INDEX = "eset_upd/ep11/dll/update.ver"
 HERE = WORK / "tiers-propagation"
@@ -64,42 +70,23 @@ class Tier:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.user, self.password = f"lower-of-{name}", f"pw-{name}-bench"
         root.mkdir(parents=True)
-        hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(4)).decode()
-        (root / "htpasswd").write_text(f"{self.user}:{hashed}\n")
+        write_htpasswd(root / "htpasswd", self.user, self.password)
         polling = mode == "poll 5s" and name != "A"
-        self.config = root / "mirror.toml"
-        self.config.write_text(f"""[upstream]
-url = "{upstream}"
-username = "{user}"
-password = "{password}"
-announce = "{'off' if polling else 'auto'}"
-
-[mirror]
-name = "{name}"
-root = "{root / 'store'}"
-trees = ["ep11"]
-interval = "{'5s' if polling else '1h'}"
-
-[verify]
-signing_keys = ["{fingerprint(vendor)}"]
-legacy_key_ids = ["{legacy_key_id(vendor)}"]
-
-[http]
-listen = ["127.0.0.1:{self.port}"]
-auth = "basic"
-htpasswd = "{root / 'htpasswd'}"
-""")
+        self.config = write_mirror_config(
+            root / "mirror.toml", url=upstream, store=root / "store", trees=["ep11"], channels=["regular"],
+            signing_key=fingerprint(vendor), legacy_key_id=legacy_key_id(vendor), username=user,
+            password=password,
+            extra={"upstream": [f'announce = "{"off" if polling else "auto"}"'],
+                   "mirror": [f'name = "{name}"', f'interval = "{"5s" if polling else "1h"}"'],
+                   "http": [f'listen = ["127.0.0.1:{self.port}"]', 'auth = "basic"',
+                            f'htpasswd = "{root / "htpasswd"}"']})
         self.service = Service(updmirror("-q", "run", "-c", str(self.config)), port=self.port,
                                log=root / "run.log")
 
     def version(self):
-        """The ep11 index version C's (or any tier's) manifest names; None when it has none yet."""
-        request = urllib.request.Request(self.url + "updmirror/manifest.json")
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        """The ep11 index version this tier's manifest names; None when it has none yet."""
         try:
-            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
-                manifest = json.loads(resp.read())
+            manifest = get_json(self.url + "updmirror/manifest.json", self.user, self.password, timeout=5)
         except (OSError, ValueError):
             return None
         return next((i["versionid"] for i in manifest["indexes"] if i["path"] == INDEX), None)
@@ -120,14 +107,12 @@ def run_mode(mode: str, pristine: Path, releases: int) -> list[tuple[float, floa
     remove_tree(work)
     work.mkdir(parents=True)
     vendor = work / "vendor"
-    shutil.copytree(pristine, vendor)
-    port = free_port()
-    vendor_service = Service(updmirror("vendor", "serve", "--root", str(vendor), "--listen", f"127.0.0.1:{port}",
-                                       "--user", USER, "--password", PASSWORD), port=port, log=work / "vendor.log")
+    copy_tree_linked(pristine, vendor)
+    vendor_service, vendor_url = vendor_server(vendor, work / "vendor.log")
     tiers: list[Tier] = []
     results = []
     with vendor_service:
-        url, user, password = f"http://127.0.0.1:{port}/", USER, PASSWORD
+        url, user, password = vendor_url, USER, PASSWORD
         for name in ("A", "B", "C"):
             tiers.append(Tier(name, work / name, url, user, password, vendor, mode))
             url, user, password = tiers[-1].url, tiers[-1].user, tiers[-1].password
@@ -136,10 +121,15 @@ def run_mode(mode: str, pristine: Path, releases: int) -> list[tuple[float, floa
                 tier.service.start()
             a, b, c = tiers
             # Each starts empty and syncs at once; C has the first release when it names A's version.
-            if wait_for(lambda: a.version() is not None and c.version() == a.version(), 120) is None:
+            # Versions only grow, and each reading may reach another worker: a release has
+            # arrived when a tier names a version above the last one seen (never a second
+            # reading compared with the first, which an unswitched worker could answer).
+            seen: list[int] = []
+            if wait_for(lambda: (v := a.version()) is not None and c.version() == v and not seen.append(v),
+                        120) is None:
                 raise SystemExit(f"{mode}: the first release did not reach C; see {work}/*/run.log")
+            last = seen[-1]
             for n in range(releases):
-                before = c.version()
                 started = time.monotonic()
                 subprocess.run(updmirror("vendor", "publish", "--root", str(vendor)), check=True,
                                stdout=subprocess.DEVNULL)
@@ -148,13 +138,14 @@ def run_mode(mode: str, pristine: Path, releases: int) -> list[tuple[float, floa
                 at_b = at_c = None
                 while (at_b is None or at_c is None) and time.monotonic() - started < 60:
                     now = time.monotonic()
-                    if at_b is None and b.version() not in (None, before):
+                    if at_b is None and (b.version() or 0) > last:
                         at_b = now
-                    if at_c is None and c.version() not in (None, before):
-                        at_c = now
+                    if at_c is None and (v := c.version() or 0) > last:
+                        at_c, reached = now, v
                     time.sleep(0.02)
                 if at_b is None or at_c is None:
                     raise SystemExit(f"{mode}: release {n + 2} did not reach C in 60 s; see {work}/*/run.log")
+                last = reached
                 results.append((a_done - started, at_b - started, at_c - started))
                 print(f"  {mode}: release {n + 2}: A synced in {a_done - started:.2f} s, at B after "
                       f"{at_b - started:.2f} s, at C after {at_c - started:.2f} s", flush=True)
