@@ -100,7 +100,7 @@ class HttpConfig:
     max_connections: int = 20000
     #: ... of them from one client address (an IPv6 /64), so no one takes them all.
     max_connections_per_address: int = 1000
-    #: Lower mirrors' announcement requests held open at once (each costs a few KB).
+    #: Lower mirrors' announcement requests held open at once (about 10 KiB each with its connection).
     announce_waiters: int = 2000
     status_access: str = "allow"   # allow | admin
     admin_users: tuple[str, ...] = ()
